@@ -1,0 +1,192 @@
+/* Structured JSON-lines logging with secret masking. */
+#include "qfs/log.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "qfs/util.h"
+
+#define MAX_SECRETS 64
+#define MAX_VALUE 2048
+#define MAX_LINE 16384
+
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static char log_service[64] = "qfs";
+static enum qfs_log_level log_min = QFS_LOG_INFO;
+static int log_fd = 2;
+static char *secrets[MAX_SECRETS];
+static size_t nsecrets;
+
+static const char *level_names[] = {"debug", "info", "warn", "error"};
+
+void qfs_log_init(const char *service, enum qfs_log_level min_level)
+{
+    pthread_mutex_lock(&log_mu);
+    snprintf(log_service, sizeof(log_service), "%s", service);
+    log_min = min_level;
+    pthread_mutex_unlock(&log_mu);
+}
+
+bool qfs_log_level_parse(const char *s, enum qfs_log_level *out)
+{
+    for (int i = 0; i < 4; i++) {
+        if (strcmp(s, level_names[i]) == 0) {
+            *out = (enum qfs_log_level)i;
+            return true;
+        }
+    }
+    if (strcmp(s, "warning") == 0) {
+        *out = QFS_LOG_WARN;
+        return true;
+    }
+    return false;
+}
+
+bool qfs_log_enabled(enum qfs_log_level level)
+{
+    return level >= log_min;
+}
+
+void qfs_log_set_fd(int fd)
+{
+    pthread_mutex_lock(&log_mu);
+    log_fd = fd;
+    pthread_mutex_unlock(&log_mu);
+}
+
+void qfs_log_add_secret(const char *value)
+{
+    if (!value || strlen(value) < 4) return;
+    pthread_mutex_lock(&log_mu);
+    bool known = false;
+    for (size_t i = 0; i < nsecrets; i++)
+        if (strcmp(secrets[i], value) == 0) known = true;
+    if (!known) {
+        if (nsecrets == MAX_SECRETS) {
+            /* Forget the oldest: rotated credentials replace their predecessors. */
+            free(secrets[0]);
+            memmove(secrets, secrets + 1, (MAX_SECRETS - 1) * sizeof(*secrets));
+            nsecrets--;
+        }
+        secrets[nsecrets++] = qfs_xstrdup(value);
+    }
+    pthread_mutex_unlock(&log_mu);
+}
+
+void qfs_log_clear_secrets(void)
+{
+    pthread_mutex_lock(&log_mu);
+    for (size_t i = 0; i < nsecrets; i++) free(secrets[i]);
+    nsecrets = 0;
+    pthread_mutex_unlock(&log_mu);
+}
+
+/* Masks secrets in src into b. Called with log_mu held. */
+static void mask_into(struct qfs_buf *b, const char *src)
+{
+    const char *p = src;
+    while (*p) {
+        const char *best = NULL;
+        size_t best_len = 0;
+        for (size_t i = 0; i < nsecrets; i++) {
+            const char *hit = strstr(p, secrets[i]);
+            if (hit && (!best || hit < best)) {
+                best = hit;
+                best_len = strlen(secrets[i]);
+            }
+        }
+        if (!best) {
+            qfs_buf_puts(b, p);
+            return;
+        }
+        qfs_buf_append(b, p, (size_t)(best - p));
+        qfs_buf_puts(b, "****");
+        p = best + best_len;
+    }
+}
+
+void qfs_log_mask(const char *src, char *dst, unsigned n)
+{
+    struct qfs_buf b;
+    qfs_buf_init(&b, 0);
+    pthread_mutex_lock(&log_mu);
+    mask_into(&b, src);
+    pthread_mutex_unlock(&log_mu);
+    snprintf(dst, n, "%s", b.data ? b.data : "");
+    qfs_buf_cleanup(&b);
+}
+
+/* Appends ,"key":"value" with secrets masked. Returns false (and appends nothing) when the line
+ * is full. Called with log_mu held. */
+static bool put_field(struct qfs_buf *line, const char *key, const char *value)
+{
+    size_t start = line->len;
+    qfs_status st = qfs_buf_puts(line, ",");
+    if (st == QFS_OK) st = qfs_buf_json_string(line, key, strlen(key));
+    if (st == QFS_OK) st = qfs_buf_puts(line, ":");
+    if (st == QFS_OK && !value) st = qfs_buf_puts(line, "null");
+    if (st == QFS_OK && value) {
+        struct qfs_buf masked;
+        qfs_buf_init(&masked, 0);
+        mask_into(&masked, value);
+        size_t n = masked.len;
+        bool cut = n > MAX_VALUE;
+        if (cut) {
+            n = MAX_VALUE;
+            /* Do not split a UTF-8 sequence: back up to a lead byte. */
+            while (n > 0 && ((unsigned char)masked.data[n] & 0xC0) == 0x80) n--;
+        }
+        st = qfs_buf_json_string(line, masked.data ? masked.data : "", n);
+        if (st == QFS_OK && cut) {
+            line->len--; /* reopen the string to mark the cut */
+            st = qfs_buf_puts(line, "...\"");
+        }
+        qfs_buf_cleanup(&masked);
+    }
+    if (st != QFS_OK) {
+        line->len = start;
+        line->data[start] = '\0';
+        return false;
+    }
+    return true;
+}
+
+void qfs_log(enum qfs_log_level level, const char *msg, ...)
+{
+    if (level < log_min) return;
+    char ts[32];
+    qfs_format_time_ms(qfs_now_ms(), ts);
+
+    struct qfs_buf line;
+    qfs_buf_init(&line, MAX_LINE);
+    pthread_mutex_lock(&log_mu);
+    qfs_buf_printf(&line, "{\"ts\":\"%s\",\"level\":\"%s\",\"service\":", ts, level_names[level]);
+    qfs_buf_json_string(&line, log_service, strlen(log_service));
+    bool full = !put_field(&line, "msg", msg);
+
+    va_list ap;
+    va_start(ap, msg);
+    for (;;) {
+        const char *key = va_arg(ap, const char *);
+        if (!key) break;
+        const char *value = va_arg(ap, const char *);
+        if (!full && !put_field(&line, key, value)) full = true;
+    }
+    va_end(ap);
+    /* The cap leaves room for the closing part, so these appends cannot fail. */
+    line.max = MAX_LINE + 64;
+    if (full) qfs_buf_puts(&line, ",\"truncated\":true");
+    qfs_buf_puts(&line, "}\n");
+    ssize_t off = 0;
+    while (line.data && off < (ssize_t)line.len) {
+        ssize_t w = write(log_fd, line.data + off, line.len - (size_t)off);
+        if (w <= 0) break;
+        off += w;
+    }
+    pthread_mutex_unlock(&log_mu);
+    qfs_buf_cleanup(&line);
+}
