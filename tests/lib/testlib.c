@@ -1,0 +1,307 @@
+/* Helpers for integration tests: temp dirs, child processes, free ports, real servers. */
+#include "testlib.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static void die(const char *what)
+{
+    fprintf(stderr, "testlib: %s: %s\n", what, strerror(errno));
+    abort();
+}
+
+static long long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+const char *qfs_test_env(const char *name, const char *def)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : def;
+}
+
+char *qfs_test_tmpdir(const char *prefix)
+{
+    char *path;
+    if (asprintf(&path, "%s/qfs-%s-XXXXXX", qfs_test_env("TMPDIR", "/tmp"), prefix) < 0) die("asprintf");
+    if (!mkdtemp(path)) die("mkdtemp");
+    return path;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+void qfs_test_rmrf(const char *path)
+{
+    if (path && *path && strcmp(path, "/") != 0) nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int qfs_test_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) die("socket");
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0) die("bind");
+    socklen_t len = sizeof(a);
+    if (getsockname(fd, (struct sockaddr *)&a, &len) != 0) die("getsockname");
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+bool qfs_test_wait_port(int port, int timeout_ms)
+{
+    long long end = mono_ms() + timeout_ms;
+    while (mono_ms() < end) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        int rc = connect(fd, (struct sockaddr *)&a, sizeof(a));
+        close(fd);
+        if (rc == 0) return true;
+        sleep_ms(20);
+    }
+    return false;
+}
+
+struct qfs_test_proc *qfs_test_spawn(const char *name, const char *const argv[],
+                                     const char *const env[], const char *log_path,
+                                     bool capture_stdout)
+{
+    int pipefd[2] = {-1, -1};
+    if (capture_stdout && pipe2(pipefd, O_CLOEXEC) != 0) die("pipe");
+    struct qfs_test_proc *p = calloc(1, sizeof(*p));
+    snprintf(p->name, sizeof(p->name), "%s", name);
+    snprintf(p->log_path, sizeof(p->log_path), "%s", log_path ? log_path : "");
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) die("fork");
+    if (pid == 0) {
+        /* The child dies with the test, so a failed test leaves no server behind. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) _exit(127);
+        setpgid(0, 0);
+        if (log_path) {
+            int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+            if (fd >= 0) {
+                dup2(fd, 2);
+                if (!capture_stdout) dup2(fd, 1);
+                close(fd);
+            }
+        }
+        if (capture_stdout) dup2(pipefd[1], 1);
+        int devnull = open("/dev/null", O_RDONLY);
+        if (devnull >= 0) dup2(devnull, 0);
+        for (size_t i = 0; env && env[i]; i++) putenv((char *)env[i]);
+        execvp(argv[0], (char *const *)argv);
+        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    p->pid = pid;
+    p->out_fd = -1;
+    if (capture_stdout) {
+        close(pipefd[1]);
+        p->out_fd = pipefd[0];
+    }
+    return p;
+}
+
+bool qfs_test_proc_read_line(struct qfs_test_proc *p, char *buf, size_t n, int timeout_ms)
+{
+    long long end = mono_ms() + timeout_ms;
+    size_t len = 0;
+    while (len + 1 < n) {
+        long long left = end - mono_ms();
+        if (left <= 0) break;
+        struct pollfd pfd = {.fd = p->out_fd, .events = POLLIN};
+        int rc = poll(&pfd, 1, (int)left);
+        if (rc <= 0) continue;
+        char c;
+        ssize_t r = read(p->out_fd, &c, 1);
+        if (r <= 0) break;
+        if (c == '\n') {
+            buf[len] = '\0';
+            return true;
+        }
+        buf[len++] = c;
+    }
+    buf[len] = '\0';
+    return false;
+}
+
+void qfs_test_proc_signal(struct qfs_test_proc *p, int sig)
+{
+    if (p && p->pid > 0) kill(p->pid, sig);
+}
+
+bool qfs_test_proc_wait(struct qfs_test_proc *p, int timeout_ms, int *status)
+{
+    long long end = mono_ms() + timeout_ms;
+    for (;;) {
+        int st;
+        pid_t r = waitpid(p->pid, &st, WNOHANG);
+        if (r == p->pid) {
+            if (status) *status = st;
+            p->pid = -1;
+            return true;
+        }
+        if (r < 0) return false;
+        if (mono_ms() >= end) return false;
+        sleep_ms(10);
+    }
+}
+
+bool qfs_test_proc_alive(struct qfs_test_proc *p)
+{
+    if (!p || p->pid <= 0) return false;
+    int st;
+    pid_t r = waitpid(p->pid, &st, WNOHANG);
+    if (r == p->pid) {
+        p->pid = -1;
+        return false;
+    }
+    return true;
+}
+
+void qfs_test_proc_stop(struct qfs_test_proc *p)
+{
+    if (!p) return;
+    if (p->pid > 0) {
+        kill(p->pid, SIGTERM);
+        if (!qfs_test_proc_wait(p, 5000, NULL)) {
+            kill(p->pid, SIGKILL);
+            qfs_test_proc_wait(p, 5000, NULL);
+        }
+    }
+    if (p->out_fd >= 0) close(p->out_fd);
+    free(p);
+}
+
+void qfs_test_proc_dump_log(const struct qfs_test_proc *p, int lines)
+{
+    if (!p || !p->log_path[0]) return;
+    char cmd[700];
+    snprintf(cmd, sizeof(cmd), "echo '--- last lines of %s ---' >&2; tail -n %d '%s' >&2", p->name,
+             lines, p->log_path);
+    if (system(cmd) != 0) fprintf(stderr, "(no log for %s)\n", p->name);
+}
+
+static void nats_spawn(struct qfs_test_nats *n)
+{
+    char port[16], store[600], log[600];
+    snprintf(port, sizeof(port), "%d", n->port);
+    snprintf(store, sizeof(store), "%s/nats", n->dir);
+    snprintf(log, sizeof(log), "%s/nats-server.log", n->dir);
+    mkdir(store, 0755);
+    const char *argv[] = {qfs_test_env("QFS_NATS_SERVER", "nats-server"),
+                          "-a", "127.0.0.1", "-p", port, "-js", "-sd", store, NULL};
+    n->proc = qfs_test_spawn("nats-server", argv, NULL, log, false);
+    if (!qfs_test_wait_port(n->port, 10000)) {
+        qfs_test_proc_dump_log(n->proc, 20);
+        fprintf(stderr, "testlib: nats-server did not start on %d\n", n->port);
+        abort();
+    }
+}
+
+void qfs_test_nats_start(struct qfs_test_nats *n, const char *dir)
+{
+    memset(n, 0, sizeof(*n));
+    snprintf(n->dir, sizeof(n->dir), "%s", dir);
+    n->port = qfs_test_free_port();
+    snprintf(n->url, sizeof(n->url), "nats://127.0.0.1:%d", n->port);
+    nats_spawn(n);
+}
+
+void qfs_test_nats_restart(struct qfs_test_nats *n)
+{
+    qfs_test_proc_stop(n->proc);
+    n->proc = NULL;
+    nats_spawn(n);
+}
+
+void qfs_test_nats_stop(struct qfs_test_nats *n)
+{
+    qfs_test_proc_stop(n->proc);
+    n->proc = NULL;
+}
+
+int qfs_test_node_start(struct qfs_test_proc **proc, const char *name, const char *script,
+                        const char *const args[], const char *log_path)
+{
+    const char *argv[32];
+    size_t i = 0;
+    argv[i++] = qfs_test_env("QFS_NODE", "node");
+    argv[i++] = script;
+    for (size_t k = 0; args && args[k] && i < 31; k++) argv[i++] = args[k];
+    argv[i] = NULL;
+    struct qfs_test_proc *p = qfs_test_spawn(name, argv, NULL, log_path, true);
+    char line[1024];
+    if (!qfs_test_proc_read_line(p, line, sizeof(line), 15000)) {
+        qfs_test_proc_dump_log(p, 30);
+        fprintf(stderr, "testlib: %s printed no ready line\n", name);
+        abort();
+    }
+    const char *k = strstr(line, "\"port\":");
+    if (!k) {
+        fprintf(stderr, "testlib: %s ready line has no port: %s\n", name, line);
+        abort();
+    }
+    *proc = p;
+    return atoi(k + 7);
+}
+
+bool qfs_test_eventually(bool (*fn)(void *arg), void *arg, int timeout_ms)
+{
+    long long end = mono_ms() + timeout_ms;
+    for (;;) {
+        if (fn(arg)) return true;
+        if (mono_ms() >= end) return false;
+        sleep_ms(20);
+    }
+}
+
+char *qfs_test_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    size_t got = fread(buf, 1, (size_t)n, f);
+    fclose(f);
+    buf[got] = '\0';
+    if (len) *len = got;
+    return buf;
+}

@@ -1,0 +1,71 @@
+/* Helpers for integration tests: temp dirs, child processes, free ports, real servers. */
+#ifndef QFS_TESTLIB_H
+#define QFS_TESTLIB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* A fresh directory under $TMPDIR (or /tmp); the caller frees the string and removes the tree
+ * with qfs_test_rmrf(). Aborts the test on failure. */
+char *qfs_test_tmpdir(const char *prefix);
+void qfs_test_rmrf(const char *path);
+
+/* Environment value or a default. */
+const char *qfs_test_env(const char *name, const char *def);
+
+/* A free TCP port on 127.0.0.1 (bound and released; good enough for tests on one machine). */
+int qfs_test_free_port(void);
+/* Waits until something accepts on 127.0.0.1:port. */
+bool qfs_test_wait_port(int port, int timeout_ms);
+
+struct qfs_test_proc {
+    pid_t pid;
+    int out_fd;   /* the child's stdout, when captured; -1 otherwise */
+    char name[64];
+    char log_path[512];
+};
+
+/* Starts argv[0] with argv, the current environment plus env (NULL-terminated "K=V" list, may be
+ * NULL). stdout is captured (read it with qfs_test_proc_read_line) when capture_stdout; otherwise
+ * it goes to log_path with stderr. stderr always goes to log_path (appended) when given. The child
+ * is killed with SIGKILL when the test process dies. */
+struct qfs_test_proc *qfs_test_spawn(const char *name, const char *const argv[],
+                                     const char *const env[], const char *log_path,
+                                     bool capture_stdout);
+/* Reads one line of captured stdout (without the newline). Returns false on EOF or timeout. */
+bool qfs_test_proc_read_line(struct qfs_test_proc *p, char *buf, size_t n, int timeout_ms);
+/* Sends sig; then qfs_test_proc_wait reaps it. */
+void qfs_test_proc_signal(struct qfs_test_proc *p, int sig);
+/* Waits for exit. Returns true when it exited within timeout_ms; *status gets the wait status. */
+bool qfs_test_proc_wait(struct qfs_test_proc *p, int timeout_ms, int *status);
+bool qfs_test_proc_alive(struct qfs_test_proc *p);
+/* SIGTERM, wait up to 5 s, then SIGKILL; frees p. NULL is fine. */
+void qfs_test_proc_stop(struct qfs_test_proc *p);
+/* Prints the last lines of the process log to stderr (on failure, to explain it). */
+void qfs_test_proc_dump_log(const struct qfs_test_proc *p, int lines);
+
+/* A real nats-server with JetStream on a free port, its store in dir/nats. */
+struct qfs_test_nats {
+    struct qfs_test_proc *proc;
+    int port;
+    char url[64];
+    char dir[512];
+};
+void qfs_test_nats_start(struct qfs_test_nats *n, const char *dir);
+/* Stops the server (SIGTERM) and starts it again on the same port and store. */
+void qfs_test_nats_restart(struct qfs_test_nats *n);
+void qfs_test_nats_stop(struct qfs_test_nats *n);
+
+/* A Node program that prints one JSON line {"port":N,...} on stdout when ready (the simulators
+ * and fixture servers). Returns the port; *proc receives the process. */
+int qfs_test_node_start(struct qfs_test_proc **proc, const char *name, const char *script,
+                        const char *const args[], const char *log_path);
+
+/* Polls fn(arg) every 20 ms until it returns true or timeout_ms passes. */
+bool qfs_test_eventually(bool (*fn)(void *arg), void *arg, int timeout_ms);
+
+/* Reads a whole file into a NUL-terminated buffer (caller frees), or NULL. */
+char *qfs_test_read_file(const char *path, size_t *len);
+
+#endif
