@@ -37,7 +37,7 @@ void qfs_buf_reset(struct qfs_buf *b);
 qfs_status qfs_buf_append(struct qfs_buf *b, const void *p, size_t n);
 qfs_status qfs_buf_puts(struct qfs_buf *b, const char *s);
 qfs_status qfs_buf_printf(struct qfs_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-qfs_status qfs_buf_vprintf(struct qfs_buf *b, const char *fmt, va_list ap);
+qfs_status qfs_buf_vprintf(struct qfs_buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Appends s as a JSON string literal, quotes included; invalid UTF-8 bytes become U+FFFD. */
 qfs_status qfs_buf_json_string(struct qfs_buf *b, const char *s, size_t n);
 /* Hands the data to the caller (who frees it) and leaves b empty. */
