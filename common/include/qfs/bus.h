@@ -8,14 +8,12 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "qfs/proto.h"
 #include "qfs/status.h"
 
 struct qfs_bus;
 struct qfs_delivery;
 
-#define QFS_HDR_MSG_ID "Nats-Msg-Id"
-#define QFS_HDR_TRACE_ID "Qfs-Trace-Id"
-#define QFS_HDR_SCHEMA "Qfs-Schema"
 
 struct qfs_bus_options {
     const char *url;                  /* comma-separated server URLs */

@@ -1,0 +1,37 @@
+/* The event envelope (qfs.event.v1): an EventBridge event as received from SQS, checked at the top
+ * level and kept whole, unknown fields included. Reading detail is the parser's job. */
+#ifndef QFS_PROTO_EVENT_H
+#define QFS_PROTO_EVENT_H
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+
+#include "qfs/proto.h"
+
+/* EventBridge's own limit on an event. */
+#define QFS_EVENT_MAX_BYTES (256 * 1024)
+
+struct qfs_event {
+    char *id;          /* EventBridge event id: Nats-Msg-Id and trace id */
+    char *detail_type; /* "AWS API Call via CloudTrail", "ECS Task State Change", ... */
+    char *source;      /* "aws.ecs" */
+    char account[QFS_ACCOUNT_LEN + 1]; /* the envelope's account and region: the subject tokens */
+    char region[QFS_REGION_MAX + 1];
+    char *time;           /* RFC 3339 */
+    cJSON *root;          /* the whole event, owned */
+    const cJSON *detail;  /* an object inside root, borrowed */
+};
+
+/* Decodes and checks len bytes (at most QFS_EVENT_MAX_BYTES) of an EventBridge event into out,
+ * which the caller cleans up after QFS_OK (left empty on failure). QFS_PROTOCOL with err naming
+ * the field when it is not JSON, misses id/detail/..., or has a bad account, region or time. */
+qfs_status qfs_event_decode(const char *json, size_t len, struct qfs_event *out, char *err,
+                            size_t errlen);
+/* Writes m->root back as compact JSON into *json_out (the caller frees it with free());
+ * QFS_INVALID_ARG, with the reason logged, when root is not a valid event. cJSON prints numbers
+ * with 15 significant digits, so forward the bytes as received rather than re-encoding them. */
+qfs_status qfs_event_encode(const struct qfs_event *m, char **json_out);
+/* Frees the fields and root, and zeroes m. */
+void qfs_event_cleanup(struct qfs_event *m);
+
+#endif

@@ -1,0 +1,993 @@
+/* The JetStream bus: stream and consumers, PubAck-confirmed publishes, loop-side deliveries.
+ *
+ * Threads: the libuv loop thread runs all service logic and drives the NATS socket through
+ * nats.c's libuv adapter. Calls that block on a reply (stream and consumer management, pull
+ * fetches) would deadlock on the loop thread, so each consumer has a fetch thread that does them;
+ * it hands messages to the loop through a locked queue and a uv_async_t. PubAcks arrive on nats.c
+ * threads and take the same path. */
+#include "qfs/bus.h"
+
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <nats/adapters/libuv.h>
+#include <nats/nats.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qfs/log.h"
+#include "qfs/proto_dlq.h"
+#include "qfs/util.h"
+
+#define FETCH_BATCH 64
+#define FETCH_WAIT_MS 500
+#define PUB_BUCKETS 1024
+#define NS_PER_MS 1000000LL
+
+enum event_kind { EV_MSG, EV_PUBACK, EV_FETCHER_READY, EV_FETCHER_ENDED };
+
+struct event {
+    enum event_kind kind;
+    struct event *next;
+    struct fetcher *fetcher;
+    natsMsg *msg;          /* EV_MSG */
+    struct pub *pub;       /* EV_PUBACK */
+    qfs_status status;     /* EV_PUBACK */
+};
+
+/* A publish waiting for its PubAck (or for room to be sent). */
+struct pub {
+    struct pub *next;       /* hash chain, or the waiting FIFO */
+    natsMsg *msg;           /* the key while outstanding */
+    char *subject, *msg_id;
+    qfs_bus_pub_fn cb;
+    void *arg;
+};
+
+struct fetcher {
+    struct qfs_bus *bus;
+    struct qfs_consumer_def def;
+    char *durable, *filter;
+    uv_thread_t thread;
+    bool thread_started;
+    natsSubscription *sub;
+    int held; /* messages handed to the loop and not yet settled; guarded by bus->mu */
+};
+
+struct qfs_delivery {
+    struct qfs_delivery *prev, *next; /* the bus's list of unsettled deliveries */
+    struct fetcher *fetcher;
+    natsMsg *msg;
+    uint64_t count, stream_seq;
+    /* qfs_delivery_finish state */
+    size_t pubs_left;
+    bool pub_failed;
+    int64_t retry_delay_ms;
+    bool dlq; /* waiting for its DLQ entry to be stored */
+};
+
+struct qfs_bus {
+    uv_loop_t *loop;
+    natsOptions *nopts;
+    natsConnection *nc;
+    jsCtx *js;
+    char *name, *stream;
+    char **subjects;
+    int nsubjects;
+    int64_t max_age_ms, dup_window_ms, publish_timeout_ms;
+    int max_outstanding;
+
+    uv_async_t async;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    struct event *ev_head, *ev_tail;
+    struct pub *buckets[PUB_BUCKETS]; /* outstanding publishes by natsMsg pointer; guarded by mu */
+    bool stream_ready;                /* guarded by mu */
+
+    atomic_bool stopping;
+    atomic_bool connected;
+    atomic_int outstanding;
+
+    /* Loop-thread state. */
+    struct fetcher *fetchers;
+    size_t nfetchers, fetchers_ready, fetchers_running;
+    void *ctx;
+    qfs_bus_ready_fn ready;
+    void *ready_arg;
+    void (*stopped)(void *arg);
+    void *stopped_arg;
+    struct pub *wait_head, *wait_tail; /* publishes waiting for room */
+    size_t waiting;
+    struct qfs_delivery *deliveries;
+    size_t inflight;
+    void (*closed)(void *arg);
+    void *closed_arg;
+};
+
+static qfs_status map_nats(natsStatus s)
+{
+    switch (s) {
+    case NATS_OK: return QFS_OK;
+    case NATS_TIMEOUT: return QFS_TIMED_OUT;
+    case NATS_NO_RESPONDERS:
+    case NATS_CONNECTION_CLOSED:
+    case NATS_CONNECTION_DISCONNECTED:
+    case NATS_NO_SERVER:
+    case NATS_STALE_CONNECTION:
+    case NATS_IO_ERROR: return QFS_UNAVAILABLE;
+    case NATS_INVALID_ARG:
+    case NATS_INVALID_SUBJECT: return QFS_INVALID_ARG;
+    case NATS_NOT_PERMITTED: return QFS_DENIED;
+    case NATS_NOT_FOUND: return QFS_NOT_FOUND;
+    case NATS_MAX_PAYLOAD: return QFS_TOO_BIG;
+    default: return QFS_UNAVAILABLE;
+    }
+}
+
+/* Queues an event for the loop. Any thread. */
+static void post(struct qfs_bus *bus, struct event *ev)
+{
+    ev->next = NULL;
+    pthread_mutex_lock(&bus->mu);
+    if (bus->ev_tail) bus->ev_tail->next = ev;
+    else bus->ev_head = ev;
+    bus->ev_tail = ev;
+    pthread_mutex_unlock(&bus->mu);
+    uv_async_send(&bus->async);
+}
+
+static void post_kind(struct qfs_bus *bus, enum event_kind kind, struct fetcher *f)
+{
+    struct event *ev = qfs_xcalloc(1, sizeof(*ev));
+    ev->kind = kind;
+    ev->fetcher = f;
+    post(bus, ev);
+}
+
+/* ---- connection ---------------------------------------------------------------------------- */
+
+static void on_disconnected(natsConnection *nc, void *closure)
+{
+    struct qfs_bus *bus = closure;
+    atomic_store(&bus->connected, false);
+    if (!atomic_load(&bus->stopping)) qfs_warn("nats disconnected, reconnecting");
+}
+
+static void on_reconnected(natsConnection *nc, void *closure)
+{
+    struct qfs_bus *bus = closure;
+    char url[256] = "";
+    natsConnection_GetConnectedUrl(nc, url, sizeof(url));
+    atomic_store(&bus->connected, true);
+    qfs_info("nats reconnected", "url", url);
+}
+
+static void on_connected(natsConnection *nc, void *closure)
+{
+    struct qfs_bus *bus = closure;
+    char url[256] = "";
+    natsConnection_GetConnectedUrl(nc, url, sizeof(url));
+    atomic_store(&bus->connected, true);
+    qfs_info("nats connected", "url", url);
+}
+
+static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
+{
+    qfs_warn("nats asynchronous error", "error", natsStatus_GetText(err));
+}
+
+static void on_puback(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure);
+
+static qfs_status split_servers(const char *url, char ***out, int *n)
+{
+    char *copy = qfs_xstrdup(url);
+    char **list = NULL;
+    int count = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ') tok++;
+        if (!*tok) continue;
+        list = qfs_xrealloc(list, (size_t)(count + 1) * sizeof(*list));
+        list[count++] = qfs_xstrdup(tok);
+    }
+    free(copy);
+    *out = list;
+    *n = count;
+    return count ? QFS_OK : QFS_INVALID_ARG;
+}
+
+static void on_async(uv_async_t *h);
+
+qfs_status qfs_bus_new(struct qfs_bus **out, uv_loop_t *loop, const struct qfs_bus_options *o)
+{
+    if (!o->url || !o->name || !o->stream || !o->subjects || !o->subjects[0]) return QFS_INVALID_ARG;
+    char **servers = NULL;
+    int nservers = 0;
+    if (split_servers(o->url, &servers, &nservers) != QFS_OK) return QFS_INVALID_ARG;
+
+    struct qfs_bus *bus = qfs_xcalloc(1, sizeof(*bus));
+    bus->loop = loop;
+    bus->name = qfs_xstrdup(o->name);
+    bus->stream = qfs_xstrdup(o->stream);
+    for (const char *const *s = o->subjects; *s; s++) bus->nsubjects++;
+    bus->subjects = qfs_xcalloc((size_t)bus->nsubjects, sizeof(char *));
+    for (int i = 0; i < bus->nsubjects; i++) bus->subjects[i] = qfs_xstrdup(o->subjects[i]);
+    bus->max_age_ms = o->stream_max_age_ms;
+    bus->dup_window_ms = o->duplicate_window_ms;
+    bus->publish_timeout_ms = o->publish_timeout_ms > 0 ? o->publish_timeout_ms : 5000;
+    bus->max_outstanding = o->max_outstanding > 0 ? o->max_outstanding : 256;
+    pthread_mutex_init(&bus->mu, NULL);
+    pthread_cond_init(&bus->cond, NULL);
+    uv_async_init(loop, &bus->async, on_async);
+    bus->async.data = bus;
+
+    natsLibuv_Init();
+    natsLibuv_SetThreadLocalLoop(loop);
+    char conn_name[96];
+    snprintf(conn_name, sizeof(conn_name), "qfs-%s", o->name);
+
+    natsStatus s = natsOptions_Create(&bus->nopts);
+    if (s == NATS_OK) s = natsOptions_SetServers(bus->nopts, (const char **)servers, nservers);
+    if (s == NATS_OK) s = natsOptions_SetName(bus->nopts, conn_name);
+    if (s == NATS_OK) s = natsOptions_SetMaxReconnect(bus->nopts, -1);
+    if (s == NATS_OK) s = natsOptions_SetReconnectWait(bus->nopts, 250);
+    if (s == NATS_OK) s = natsOptions_SetReconnectJitter(bus->nopts, 100, 1000);
+    if (s == NATS_OK) s = natsOptions_SetRetryOnFailedConnect(bus->nopts, true, on_connected, bus);
+    if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(bus->nopts, on_disconnected, bus);
+    if (s == NATS_OK) s = natsOptions_SetReconnectedCB(bus->nopts, on_reconnected, bus);
+    if (s == NATS_OK) s = natsOptions_SetErrorHandler(bus->nopts, on_async_error, bus);
+    if (s == NATS_OK)
+        s = natsOptions_SetEventLoop(bus->nopts, loop, natsLibuv_Attach, natsLibuv_Read,
+                                     natsLibuv_Write, natsLibuv_Detach);
+    for (int i = 0; i < nservers; i++) free(servers[i]);
+    free(servers);
+    if (s == NATS_OK) {
+        s = natsConnection_Connect(&bus->nc, bus->nopts);
+        /* With RetryOnFailedConnect, NATS_NOT_YET_CONNECTED means "connecting in the background". */
+        if (s == NATS_NOT_YET_CONNECTED) s = NATS_OK;
+        else if (s == NATS_OK) on_connected(bus->nc, bus);
+    }
+    jsOptions jo;
+    if (s == NATS_OK) s = jsOptions_Init(&jo);
+    if (s == NATS_OK) {
+        jo.Wait = 5000;
+        /* Our own queue bounds what is outstanding; nats.c must never stall the loop thread. */
+        jo.PublishAsync.MaxPending = 1 << 30;
+        jo.PublishAsync.AckHandler = on_puback;
+        jo.PublishAsync.AckHandlerClosure = bus;
+        s = natsConnection_JetStream(&bus->js, bus->nc, &jo);
+    }
+    if (s != NATS_OK) {
+        qfs_error("nats setup failed", "error", natsStatus_GetText(s));
+        qfs_bus_close(bus, NULL, NULL);
+        return map_nats(s);
+    }
+    *out = bus;
+    return QFS_OK;
+}
+
+bool qfs_bus_is_connected(const struct qfs_bus *bus)
+{
+    return atomic_load(&bus->connected);
+}
+
+/* ---- stream and consumers (fetch threads) -------------------------------------------------- */
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static natsStatus ensure_stream(struct qfs_bus *bus)
+{
+    pthread_mutex_lock(&bus->mu);
+    bool done = bus->stream_ready;
+    pthread_mutex_unlock(&bus->mu);
+    if (done) return NATS_OK;
+
+    jsStreamConfig cfg;
+    jsStreamConfig_Init(&cfg);
+    cfg.Name = bus->stream;
+    cfg.Subjects = (const char **)bus->subjects;
+    cfg.SubjectsLen = bus->nsubjects;
+    cfg.Storage = js_FileStorage;
+    cfg.Retention = js_LimitsPolicy;
+    cfg.MaxAge = bus->max_age_ms * NS_PER_MS;
+    cfg.Duplicates = bus->dup_window_ms * NS_PER_MS;
+    jsErrCode jerr = 0;
+    jsStreamInfo *si = NULL;
+    natsStatus s = js_AddStream(&si, bus->js, &cfg, NULL, &jerr);
+    if (s != NATS_OK && jerr == JSStreamNameExistErr) {
+        /* Another version or another service created it with other limits: converge on ours. */
+        s = js_UpdateStream(&si, bus->js, &cfg, NULL, &jerr);
+    }
+    if (si) jsStreamInfo_Destroy(si);
+    if (s == NATS_OK) {
+        pthread_mutex_lock(&bus->mu);
+        bus->stream_ready = true;
+        pthread_mutex_unlock(&bus->mu);
+    } else {
+        char code[16];
+        snprintf(code, sizeof(code), "%d", (int)jerr);
+        qfs_warn("cannot create stream yet", "stream", bus->stream, "error", natsStatus_GetText(s),
+                 "js_error", code);
+    }
+    return s;
+}
+
+static natsStatus ensure_consumer(struct fetcher *f)
+{
+    struct qfs_bus *bus = f->bus;
+    jsConsumerConfig cc;
+    jsConsumerConfig_Init(&cc);
+    cc.Durable = f->durable;
+    cc.FilterSubject = f->filter;
+    cc.AckPolicy = js_AckExplicit;
+    cc.DeliverPolicy = js_DeliverAll;
+    cc.AckWait = f->def.ack_wait_ms * NS_PER_MS;
+    cc.MaxDeliver = f->def.max_deliver;
+    cc.MaxAckPending = f->def.max_ack_pending;
+    cc.MaxWaiting = 512;
+    jsErrCode jerr = 0;
+    jsConsumerInfo *ci = NULL;
+    natsStatus s = js_AddConsumer(&ci, bus->js, bus->stream, &cc, NULL, &jerr);
+    if (s != NATS_OK && (jerr == JSConsumerNameExistErr || jerr == JSConsumerExistingActiveErr ||
+                         jerr == JSConsumerCreateErr)) {
+        if (ci) jsConsumerInfo_Destroy(ci);
+        ci = NULL;
+        s = js_UpdateConsumer(&ci, bus->js, bus->stream, &cc, NULL, &jerr);
+    }
+    if (ci) jsConsumerInfo_Destroy(ci);
+    if (s == NATS_OK) {
+        jsOptions jo;
+        jsSubOptions so;
+        jsOptions_Init(&jo);
+        jsSubOptions_Init(&so);
+        so.Stream = bus->stream;
+        so.Consumer = f->durable;
+        so.ManualAck = true;
+        s = js_PullSubscribe(&f->sub, bus->js, f->filter, f->durable, &jo, &so, &jerr);
+    }
+    if (s != NATS_OK) {
+        char code[16];
+        snprintf(code, sizeof(code), "%d", (int)jerr);
+        qfs_warn("cannot create consumer yet", "consumer", f->durable, "error",
+                 natsStatus_GetText(s), "js_error", code);
+    }
+    return s;
+}
+
+static void fetch_thread(void *arg)
+{
+    struct fetcher *f = arg;
+    struct qfs_bus *bus = f->bus;
+    int backoff = 100;
+
+    while (!atomic_load(&bus->stopping)) {
+        if (ensure_stream(bus) == NATS_OK && ensure_consumer(f) == NATS_OK) break;
+        sleep_ms(backoff);
+        backoff = backoff < 2000 ? backoff * 2 : 2000;
+    }
+    if (f->sub) post_kind(bus, EV_FETCHER_READY, f);
+
+    backoff = 100;
+    while (f->sub && !atomic_load(&bus->stopping)) {
+        pthread_mutex_lock(&bus->mu);
+        while (f->held >= f->def.max_ack_pending && !atomic_load(&bus->stopping))
+            pthread_cond_wait(&bus->cond, &bus->mu);
+        int room = f->def.max_ack_pending - f->held;
+        pthread_mutex_unlock(&bus->mu);
+        if (atomic_load(&bus->stopping)) break;
+
+        natsMsgList list = {0};
+        jsErrCode jerr = 0;
+        natsStatus s = natsSubscription_Fetch(&list, f->sub, room < FETCH_BATCH ? room : FETCH_BATCH,
+                                              FETCH_WAIT_MS, &jerr);
+        if (s == NATS_OK) {
+            backoff = 100;
+            pthread_mutex_lock(&bus->mu);
+            f->held += list.Count;
+            pthread_mutex_unlock(&bus->mu);
+            for (int i = 0; i < list.Count; i++) {
+                struct event *ev = qfs_xcalloc(1, sizeof(*ev));
+                ev->kind = EV_MSG;
+                ev->fetcher = f;
+                ev->msg = list.Msgs[i];
+                list.Msgs[i] = NULL;
+                post(bus, ev);
+            }
+            natsMsgList_Destroy(&list);
+        } else if (s != NATS_TIMEOUT) {
+            natsMsgList_Destroy(&list);
+            if (!atomic_load(&bus->stopping) && atomic_load(&bus->connected))
+                qfs_warn("fetch failed", "consumer", f->durable, "error", natsStatus_GetText(s));
+            sleep_ms(backoff);
+            backoff = backoff < 2000 ? backoff * 2 : 2000;
+        }
+    }
+    post_kind(bus, EV_FETCHER_ENDED, f);
+}
+
+qfs_status qfs_bus_start(struct qfs_bus *bus, const struct qfs_consumer_def *defs, size_t n,
+                         void *ctx, qfs_bus_ready_fn ready, void *ready_arg)
+{
+    bus->ctx = ctx;
+    bus->ready = ready;
+    bus->ready_arg = ready_arg;
+    bus->fetchers = qfs_xcalloc(n ? n : 1, sizeof(*bus->fetchers));
+    bus->nfetchers = n;
+    for (size_t i = 0; i < n; i++) {
+        struct fetcher *f = &bus->fetchers[i];
+        if (!defs[i].durable || !defs[i].filter || !defs[i].handle || defs[i].max_ack_pending <= 0)
+            return QFS_INVALID_ARG;
+        f->bus = bus;
+        f->def = defs[i];
+        f->durable = qfs_xstrdup(defs[i].durable);
+        f->filter = qfs_xstrdup(defs[i].filter);
+        f->def.durable = f->durable;
+        f->def.filter = f->filter;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct fetcher *f = &bus->fetchers[i];
+        if (uv_thread_create(&f->thread, fetch_thread, f) != 0) return QFS_INTERNAL;
+        f->thread_started = true;
+        bus->fetchers_running++;
+    }
+    if (n == 0 && ready) ready(ready_arg);
+    return QFS_OK;
+}
+
+void qfs_bus_stop_fetching(struct qfs_bus *bus, void (*done)(void *arg), void *arg)
+{
+    bus->stopped = done;
+    bus->stopped_arg = arg;
+    atomic_store(&bus->stopping, true);
+    pthread_mutex_lock(&bus->mu);
+    pthread_cond_broadcast(&bus->cond);
+    pthread_mutex_unlock(&bus->mu);
+    if (bus->fetchers_running == 0 && done) {
+        bus->stopped = NULL;
+        done(arg);
+    }
+}
+
+size_t qfs_bus_inflight(const struct qfs_bus *bus)
+{
+    return bus->inflight;
+}
+
+size_t qfs_bus_publishes_pending(const struct qfs_bus *bus)
+{
+    return (size_t)atomic_load(&bus->outstanding) + bus->waiting;
+}
+
+/* ---- publishing ---------------------------------------------------------------------------- */
+
+static size_t pub_hash(const natsMsg *m)
+{
+    return ((uintptr_t)m >> 4) % PUB_BUCKETS;
+}
+
+static void pub_free(struct pub *p)
+{
+    if (p->msg) natsMsg_Destroy(p->msg);
+    free(p->subject);
+    free(p->msg_id);
+    free(p);
+}
+
+static void on_puback(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
+{
+    struct qfs_bus *bus = closure;
+    pthread_mutex_lock(&bus->mu);
+    struct pub **pp = &bus->buckets[pub_hash(msg)];
+    while (*pp && (*pp)->msg != msg) pp = &(*pp)->next;
+    struct pub *p = *pp;
+    if (p) *pp = p->next;
+    pthread_mutex_unlock(&bus->mu);
+    if (!p) {
+        natsMsg_Destroy(msg);
+        return;
+    }
+    /* nats.c hands the message back to us: it is destroyed with the pub on the loop. */
+    qfs_status st = QFS_OK;
+    if (!pa) {
+        st = pae ? map_nats(pae->Err) : QFS_UNAVAILABLE;
+        if (st == QFS_OK) st = QFS_UNAVAILABLE;
+        char code[16];
+        snprintf(code, sizeof(code), "%d", pae ? (int)pae->ErrCode : 0);
+        qfs_warn("publish not acknowledged", "subject", p->subject, "msg_id", p->msg_id, "error",
+                 pae ? natsStatus_GetText(pae->Err) : "none", "js_error", code,
+                 "detail", pae && pae->ErrText ? pae->ErrText : "");
+    }
+    struct event *ev = qfs_xcalloc(1, sizeof(*ev));
+    ev->kind = EV_PUBACK;
+    ev->pub = p;
+    ev->status = st;
+    post(bus, ev);
+}
+
+/* Hands p to nats.c. On the loop thread. */
+static void pub_send(struct qfs_bus *bus, struct pub *p)
+{
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MaxWait = bus->publish_timeout_ms;
+    natsMsg *m = p->msg;
+    pthread_mutex_lock(&bus->mu);
+    size_t h = pub_hash(m);
+    p->next = bus->buckets[h];
+    bus->buckets[h] = p;
+    pthread_mutex_unlock(&bus->mu);
+    atomic_fetch_add(&bus->outstanding, 1);
+
+    natsMsg *owned = m;
+    natsStatus s = js_PublishMsgAsync(bus->js, &owned, &po);
+    if (s != NATS_OK) {
+        /* Not sent: take it back out of the table and fail it through the event queue so the
+         * callback never runs inside qfs_bus_publish. */
+        pthread_mutex_lock(&bus->mu);
+        struct pub **pp = &bus->buckets[h];
+        while (*pp && *pp != p) pp = &(*pp)->next;
+        if (*pp) *pp = p->next;
+        pthread_mutex_unlock(&bus->mu);
+        if (owned == NULL) p->msg = NULL; /* nats.c took it after all */
+        struct event *ev = qfs_xcalloc(1, sizeof(*ev));
+        ev->kind = EV_PUBACK;
+        ev->pub = p;
+        ev->status = map_nats(s);
+        post(bus, ev);
+    }
+}
+
+qfs_status qfs_bus_publish(struct qfs_bus *bus, const char *subject, const char *msg_id,
+                           const char *trace_id, const char *schema, const char *data, size_t len,
+                           qfs_bus_pub_fn cb, void *arg)
+{
+    if (!subject || !data || len > INT32_MAX) return QFS_INVALID_ARG;
+    natsMsg *m = NULL;
+    natsStatus s = natsMsg_Create(&m, subject, NULL, data, (int)len);
+    if (s == NATS_OK && msg_id) s = natsMsgHeader_Set(m, QFS_HDR_MSG_ID, msg_id);
+    if (s == NATS_OK && trace_id) s = natsMsgHeader_Set(m, QFS_HDR_TRACE_ID, trace_id);
+    if (s == NATS_OK && schema) s = natsMsgHeader_Set(m, QFS_HDR_SCHEMA, schema);
+    if (s != NATS_OK) {
+        natsMsg_Destroy(m);
+        return QFS_INVALID_ARG;
+    }
+    struct pub *p = qfs_xcalloc(1, sizeof(*p));
+    p->msg = m;
+    p->subject = qfs_xstrdup(subject);
+    p->msg_id = msg_id ? qfs_xstrdup(msg_id) : NULL;
+    p->cb = cb;
+    p->arg = arg;
+    if (atomic_load(&bus->outstanding) < bus->max_outstanding && !bus->wait_head) {
+        pub_send(bus, p);
+    } else {
+        if (bus->wait_tail) bus->wait_tail->next = p;
+        else bus->wait_head = p;
+        bus->wait_tail = p;
+        bus->waiting++;
+    }
+    return QFS_OK;
+}
+
+qfs_status qfs_bus_publish_core(struct qfs_bus *bus, const char *subject, const char *data, size_t len)
+{
+    if (len > INT32_MAX) return QFS_INVALID_ARG;
+    return map_nats(natsConnection_Publish(bus->nc, subject, data, (int)len));
+}
+
+static void pub_completed(struct qfs_bus *bus, struct pub *p, qfs_status st)
+{
+    atomic_fetch_sub(&bus->outstanding, 1);
+    /* Room for a waiting publish. */
+    while (bus->wait_head && atomic_load(&bus->outstanding) < bus->max_outstanding) {
+        struct pub *w = bus->wait_head;
+        bus->wait_head = w->next;
+        if (!bus->wait_head) bus->wait_tail = NULL;
+        bus->waiting--;
+        pub_send(bus, w);
+    }
+    if (p->cb) p->cb(p->arg, st);
+    pub_free(p);
+}
+
+/* ---- deliveries ---------------------------------------------------------------------------- */
+
+static void deliver(struct qfs_bus *bus, struct fetcher *f, natsMsg *msg)
+{
+    struct qfs_delivery *d = qfs_xcalloc(1, sizeof(*d));
+    d->fetcher = f;
+    d->msg = msg;
+    jsMsgMetaData *meta = NULL;
+    if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
+        d->count = meta->NumDelivered;
+        d->stream_seq = meta->Sequence.Stream;
+        jsMsgMetaData_Destroy(meta);
+    } else {
+        d->count = 1;
+    }
+    d->next = bus->deliveries;
+    if (d->next) d->next->prev = d;
+    bus->deliveries = d;
+    bus->inflight++;
+    f->def.handle(bus->ctx, d);
+}
+
+/* Removes d from the bus, returns the fetcher's room and frees d. */
+static void settle(struct qfs_delivery *d)
+{
+    struct fetcher *f = d->fetcher;
+    struct qfs_bus *bus = f->bus;
+    if (d->prev) d->prev->next = d->next;
+    else bus->deliveries = d->next;
+    if (d->next) d->next->prev = d->prev;
+    bus->inflight--;
+    natsMsg_Destroy(d->msg);
+    free(d);
+    pthread_mutex_lock(&bus->mu);
+    f->held--;
+    pthread_cond_broadcast(&bus->cond);
+    pthread_mutex_unlock(&bus->mu);
+}
+
+const char *qfs_delivery_subject(const struct qfs_delivery *d)
+{
+    return natsMsg_GetSubject(d->msg);
+}
+
+const char *qfs_delivery_data(const struct qfs_delivery *d, size_t *len)
+{
+    if (len) *len = (size_t)natsMsg_GetDataLength(d->msg);
+    const char *p = natsMsg_GetData(d->msg);
+    return p ? p : "";
+}
+
+const char *qfs_delivery_header(const struct qfs_delivery *d, const char *name)
+{
+    const char *v = NULL;
+    if (natsMsgHeader_Get(d->msg, name, &v) != NATS_OK) return NULL;
+    return v;
+}
+
+const char *qfs_delivery_trace_id(const struct qfs_delivery *d)
+{
+    return qfs_delivery_header(d, QFS_HDR_TRACE_ID);
+}
+
+uint64_t qfs_delivery_count(const struct qfs_delivery *d)
+{
+    return d->count;
+}
+
+uint64_t qfs_delivery_stream_seq(const struct qfs_delivery *d)
+{
+    return d->stream_seq;
+}
+
+int qfs_delivery_max_deliver(const struct qfs_delivery *d)
+{
+    return d->fetcher->def.max_deliver;
+}
+
+static void log_settle_failure(const struct qfs_delivery *d, const char *what, natsStatus s)
+{
+    /* The server redelivers after AckWait: nothing is lost, but say so. */
+    qfs_warn("cannot settle message; it will be redelivered", "action", what, "subject",
+             qfs_delivery_subject(d), "error", natsStatus_GetText(s));
+}
+
+void qfs_delivery_ack(struct qfs_delivery *d)
+{
+    natsStatus s = natsMsg_Ack(d->msg, NULL);
+    if (s != NATS_OK) log_settle_failure(d, "ack", s);
+    settle(d);
+}
+
+void qfs_delivery_in_progress(struct qfs_delivery *d)
+{
+    natsMsg_InProgress(d->msg, NULL);
+}
+
+void qfs_delivery_retry(struct qfs_delivery *d, int64_t delay_ms, qfs_status st, const char *reason)
+{
+    int max = d->fetcher->def.max_deliver;
+    if (max > 0 && d->count >= (uint64_t)max) {
+        char why[512];
+        snprintf(why, sizeof(why), "gave up after %" PRIu64 " deliveries: %s", d->count,
+                 reason ? reason : qfs_status_str(st));
+        qfs_delivery_dead_letter(d, st, why);
+        return;
+    }
+    char count[24], delay[24];
+    snprintf(count, sizeof(count), "%" PRIu64, d->count);
+    snprintf(delay, sizeof(delay), "%" PRId64, delay_ms);
+    qfs_info("will retry", "subject", qfs_delivery_subject(d), "trace_id", qfs_delivery_trace_id(d),
+             "status", qfs_status_str(st), "reason", reason, "delivery", count, "delay_ms", delay);
+    natsStatus s = delay_ms > 0 ? natsMsg_NakWithDelay(d->msg, delay_ms, NULL) : natsMsg_Nak(d->msg, NULL);
+    if (s != NATS_OK) log_settle_failure(d, "nak", s);
+    settle(d);
+}
+
+static void dlq_stored(void *arg, qfs_status st)
+{
+    struct qfs_delivery *d = arg;
+    if (st != QFS_OK) {
+        /* The DLQ entry is not stored: leave the message to be redelivered rather than lose it. */
+        qfs_error("dead-letter publish failed; message will be redelivered", "subject",
+                  qfs_delivery_subject(d), "status", qfs_status_str(st));
+        natsMsg_NakWithDelay(d->msg, 5000, NULL);
+        settle(d);
+        return;
+    }
+    natsStatus s = natsMsg_Term(d->msg, NULL);
+    if (s != NATS_OK) log_settle_failure(d, "term", s);
+    settle(d);
+}
+
+void qfs_delivery_dead_letter(struct qfs_delivery *d, qfs_status st, const char *reason)
+{
+    struct qfs_bus *bus = d->fetcher->bus;
+    struct qfs_dlq_entry e;
+    memset(&e, 0, sizeof(e));
+    size_t len = 0;
+    const char *data = qfs_delivery_data(d, &len);
+    char ts[32];
+    qfs_format_time_ms(qfs_now_ms(), ts);
+    snprintf(e.service, sizeof(e.service), "%s", bus->name);
+    /* The entry borrows these strings; nothing is freed through it. */
+    e.reason = (char *)reason;
+    e.status = st == QFS_OK ? QFS_INTERNAL : st;
+    e.original_subject = (char *)qfs_delivery_subject(d);
+    e.payload = (char *)data;
+    e.payload_len = len;
+    e.delivery_count = (int64_t)d->count;
+    e.time = ts;
+    e.trace_id = (char *)qfs_delivery_trace_id(d);
+
+    const char **keys = NULL;
+    int nkeys = 0;
+    natsMsgHeader_Keys(d->msg, &keys, &nkeys);
+    if (nkeys > QFS_DLQ_MAX_HEADERS) nkeys = QFS_DLQ_MAX_HEADERS;
+    struct qfs_dlq_header *hdrs = qfs_xcalloc((size_t)(nkeys ? nkeys : 1), sizeof(*hdrs));
+    for (int i = 0; i < nkeys; i++) {
+        const char *v = NULL;
+        natsMsgHeader_Get(d->msg, keys[i], &v);
+        hdrs[i].name = (char *)keys[i];
+        hdrs[i].value = (char *)(v ? v : "");
+    }
+    e.headers = hdrs;
+    e.nheaders = (size_t)nkeys;
+
+    char *json = NULL;
+    char subject[QFS_SUBJECT_MAX];
+    qfs_status es = qfs_dlq_entry_encode(&e, &json);
+    if (es == QFS_OK) es = qfs_subject_dlq(subject, sizeof(subject), bus->name);
+    free(hdrs);
+    free((void *)keys);
+
+    char seq[24];
+    snprintf(seq, sizeof(seq), "%" PRIu64, d->stream_seq);
+    qfs_error("dead-lettered", "subject", qfs_delivery_subject(d), "trace_id", qfs_delivery_trace_id(d),
+              "status", qfs_status_str(e.status), "reason", reason, "stream_seq", seq);
+    if (es != QFS_OK) {
+        free(json);
+        qfs_error("cannot build DLQ entry; message will be redelivered", "status", qfs_status_str(es));
+        natsMsg_NakWithDelay(d->msg, 5000, NULL);
+        settle(d);
+        return;
+    }
+    /* One DLQ entry per stored message, however often this runs. */
+    char msg_id[96];
+    snprintf(msg_id, sizeof(msg_id), "dlq:%s:%" PRIu64, bus->name, d->stream_seq);
+    d->dlq = true;
+    qfs_bus_publish(bus, subject, msg_id, qfs_delivery_trace_id(d), qfs_schema_name(QFS_SCHEMA_DLQ),
+                    json, strlen(json), dlq_stored, d);
+    free(json);
+}
+
+/* ---- outbox -------------------------------------------------------------------------------- */
+
+void qfs_outbox_init(struct qfs_outbox *ob)
+{
+    memset(ob, 0, sizeof(*ob));
+}
+
+void qfs_outbox_cleanup(struct qfs_outbox *ob)
+{
+    for (size_t i = 0; i < ob->n; i++) {
+        free(ob->items[i].subject);
+        free(ob->items[i].msg_id);
+        free(ob->items[i].schema);
+        free(ob->items[i].data);
+    }
+    free(ob->items);
+    memset(ob, 0, sizeof(*ob));
+}
+
+void qfs_outbox_add_take(struct qfs_outbox *ob, const char *subject, const char *msg_id,
+                         const char *schema, char *json)
+{
+    if (ob->n == ob->cap) {
+        ob->cap = ob->cap ? ob->cap * 2 : 4;
+        ob->items = qfs_xrealloc(ob->items, ob->cap * sizeof(*ob->items));
+    }
+    struct qfs_outbox_msg *m = &ob->items[ob->n++];
+    m->subject = qfs_xstrdup(subject);
+    m->msg_id = msg_id ? qfs_xstrdup(msg_id) : NULL;
+    m->schema = schema ? qfs_xstrdup(schema) : NULL;
+    m->data = json;
+    m->len = strlen(json);
+}
+
+static void finish_one(void *arg, qfs_status st)
+{
+    struct qfs_delivery *d = arg;
+    if (st != QFS_OK) d->pub_failed = true;
+    if (--d->pubs_left > 0) return;
+    if (d->pub_failed)
+        qfs_delivery_retry(d, d->retry_delay_ms, QFS_UNAVAILABLE, "an output was not stored");
+    else
+        qfs_delivery_ack(d);
+}
+
+void qfs_delivery_finish(struct qfs_delivery *d, struct qfs_outbox *ob, int64_t retry_delay_ms)
+{
+    struct qfs_bus *bus = d->fetcher->bus;
+    if (!ob || ob->n == 0) {
+        if (ob) qfs_outbox_cleanup(ob);
+        qfs_delivery_ack(d);
+        return;
+    }
+    d->pubs_left = ob->n;
+    d->pub_failed = false;
+    d->retry_delay_ms = retry_delay_ms;
+    const char *trace = qfs_delivery_trace_id(d);
+    /* Publish callbacks run from the event queue, never inside qfs_bus_publish, so d stays valid
+     * for the whole loop. */
+    for (size_t i = 0; i < ob->n; i++) {
+        struct qfs_outbox_msg *m = &ob->items[i];
+        if (qfs_bus_publish(bus, m->subject, m->msg_id, trace, m->schema, m->data, m->len,
+                            finish_one, d) != QFS_OK) {
+            qfs_error("cannot publish output", "subject", m->subject);
+            d->pub_failed = true;
+            if (--d->pubs_left == 0) {
+                qfs_outbox_cleanup(ob);
+                qfs_delivery_retry(d, retry_delay_ms, QFS_INTERNAL, "an output could not be built");
+                return;
+            }
+        }
+    }
+    qfs_outbox_cleanup(ob);
+}
+
+/* ---- the loop side ------------------------------------------------------------------------- */
+
+static void on_async(uv_async_t *h)
+{
+    struct qfs_bus *bus = h->data;
+    pthread_mutex_lock(&bus->mu);
+    struct event *ev = bus->ev_head;
+    bus->ev_head = bus->ev_tail = NULL;
+    pthread_mutex_unlock(&bus->mu);
+
+    while (ev) {
+        struct event *next = ev->next;
+        switch (ev->kind) {
+        case EV_MSG:
+            deliver(bus, ev->fetcher, ev->msg);
+            break;
+        case EV_PUBACK:
+            pub_completed(bus, ev->pub, ev->status);
+            break;
+        case EV_FETCHER_READY:
+            qfs_info("consuming", "consumer", ev->fetcher->durable, "filter", ev->fetcher->filter);
+            if (++bus->fetchers_ready == bus->nfetchers && bus->ready) bus->ready(bus->ready_arg);
+            break;
+        case EV_FETCHER_ENDED:
+            if (--bus->fetchers_running == 0 && bus->stopped) {
+                void (*done)(void *) = bus->stopped;
+                bus->stopped = NULL;
+                done(bus->stopped_arg);
+            }
+            break;
+        }
+        free(ev);
+        ev = next;
+    }
+}
+
+void qfs_bus_nak_all(struct qfs_bus *bus)
+{
+    while (bus->deliveries) {
+        struct qfs_delivery *d = bus->deliveries;
+        if (d->dlq || d->pubs_left) {
+            /* A publish callback still refers to d: detach it from the list; it settles itself. */
+            bus->deliveries = d->next;
+            if (d->next) d->next->prev = NULL;
+            d->next = d->prev = NULL;
+            natsMsg_Nak(d->msg, NULL);
+            continue;
+        }
+        natsMsg_Nak(d->msg, NULL);
+        settle(d);
+    }
+}
+
+static void on_async_closed(uv_handle_t *h)
+{
+    struct qfs_bus *bus = h->data;
+    void (*closed)(void *) = bus->closed;
+    void *arg = bus->closed_arg;
+    for (int i = 0; i < bus->nsubjects; i++) free(bus->subjects[i]);
+    free(bus->subjects);
+    free(bus->name);
+    free(bus->stream);
+    pthread_mutex_destroy(&bus->mu);
+    pthread_cond_destroy(&bus->cond);
+    free(bus);
+    if (closed) closed(arg);
+}
+
+void qfs_bus_close(struct qfs_bus *bus, void (*closed)(void *arg), void *arg)
+{
+    atomic_store(&bus->stopping, true);
+    pthread_mutex_lock(&bus->mu);
+    pthread_cond_broadcast(&bus->cond);
+    pthread_mutex_unlock(&bus->mu);
+    for (size_t i = 0; i < bus->nfetchers; i++) {
+        struct fetcher *f = &bus->fetchers[i];
+        if (f->thread_started) uv_thread_join(&f->thread);
+        if (f->sub) natsSubscription_Destroy(f->sub);
+        free(f->durable);
+        free(f->filter);
+    }
+    free(bus->fetchers);
+    bus->fetchers = NULL;
+    bus->nfetchers = 0;
+
+    /* Whatever is still waiting fails now. */
+    while (bus->wait_head) {
+        struct pub *w = bus->wait_head;
+        bus->wait_head = w->next;
+        if (w->cb) w->cb(w->arg, QFS_UNAVAILABLE);
+        pub_free(w);
+    }
+    if (bus->js) jsCtx_Destroy(bus->js);
+    bus->js = NULL;
+    if (bus->nc) {
+        natsConnection_Close(bus->nc);
+        natsConnection_Destroy(bus->nc);
+        bus->nc = NULL;
+    }
+    natsOptions_Destroy(bus->nopts);
+    bus->nopts = NULL;
+
+    /* Drop queued events; outstanding pubs that nats.c still holds are freed with their table. */
+    pthread_mutex_lock(&bus->mu);
+    struct event *ev = bus->ev_head;
+    bus->ev_head = bus->ev_tail = NULL;
+    for (size_t h = 0; h < PUB_BUCKETS; h++) {
+        struct pub *p = bus->buckets[h];
+        while (p) {
+            struct pub *n = p->next;
+            p->msg = NULL; /* owned by nats.c, which freed it on close */
+            pub_free(p);
+            p = n;
+        }
+        bus->buckets[h] = NULL;
+    }
+    pthread_mutex_unlock(&bus->mu);
+    while (ev) {
+        struct event *n = ev->next;
+        if (ev->kind == EV_MSG) natsMsg_Destroy(ev->msg);
+        if (ev->kind == EV_PUBACK) pub_free(ev->pub);
+        free(ev);
+        ev = n;
+    }
+    bus->closed = closed;
+    bus->closed_arg = arg;
+    uv_close((uv_handle_t *)&bus->async, on_async_closed);
+}

@@ -1,0 +1,120 @@
+/* The skip record codec (qfs.skip.v1). */
+#include "qfs/proto_skip.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "qfs/proto_codec.h"
+#include "qfs/util.h"
+
+static const char *const reason_names[QFS_SKIP_REASON_COUNT] = {
+    [QFS_SKIP_NOT_ECR] = "not_ecr",
+    [QFS_SKIP_INVALID_IMAGE] = "invalid_image",
+    [QFS_SKIP_API_CALL_FAILED] = "api_call_failed",
+    [QFS_SKIP_NO_TASKS_STARTED] = "no_tasks_started",
+    [QFS_SKIP_UNSUPPORTED_EVENT] = "unsupported_event",
+    [QFS_SKIP_CACHED] = "cached",
+    [QFS_SKIP_IN_FLIGHT] = "in_flight",
+    [QFS_SKIP_TASK_DEFINITION_NOT_FOUND] = "task_definition_not_found",
+    [QFS_SKIP_ACCESS_DENIED] = "access_denied",
+    [QFS_SKIP_DIGEST_UNRESOLVED] = "digest_unresolved",
+};
+
+const char *qfs_skip_reason_str(enum qfs_skip_reason r)
+{
+    return (unsigned)r < QFS_SKIP_REASON_COUNT ? reason_names[r] : NULL;
+}
+
+bool qfs_skip_reason_parse(const char *name, enum qfs_skip_reason *out)
+{
+    for (int i = 0; name && i < QFS_SKIP_REASON_COUNT; i++) {
+        if (strcmp(name, reason_names[i]) == 0) {
+            *out = (enum qfs_skip_reason)i;
+            return true;
+        }
+    }
+    return false;
+}
+
+static qfs_status from_json(const cJSON *root, struct qfs_skip *out, struct qfs__pd *d)
+{
+    static const char *const keys[] = {"schema", "reason", "detail", "account", "region", "image",
+                                       "digest", "summary", QFS__DEPLOY_KEYS};
+    memset(out, 0, sizeof(*out));
+    int reason = -1;
+    qfs_status s = qfs__pd_object(d, root, NULL, keys, sizeof(keys) / sizeof(*keys), true);
+    if (s == QFS_OK) s = qfs__pd_schema(d, root, QFS_SCHEMA_SKIP);
+    if (s == QFS_OK)
+        s = qfs__pd_enum(d, root, "reason", reason_names, QFS_SKIP_REASON_COUNT, false, &reason);
+    out->reason = (enum qfs_skip_reason)(reason < 0 ? 0 : reason);
+    if (s == QFS_OK) s = qfs__pd_str(d, root, "detail", &qfs__str_text_or_null, &out->detail);
+    if (s == QFS_OK)
+        s = qfs__pd_str_buf(d, root, "account", &qfs__str_account, out->account,
+                            sizeof(out->account));
+    if (s == QFS_OK)
+        s = qfs__pd_str_buf(d, root, "region", &qfs__str_region, out->region, sizeof(out->region));
+    if (s == QFS_OK) s = qfs__pd_str(d, root, "image", &qfs__str_text_or_null, &out->image);
+    if (s == QFS_OK) s = qfs__pd_str(d, root, "digest", &qfs__str_digest_or_null, &out->digest);
+    if (s == QFS_OK) {
+        struct qfs_scan_summary sum;
+        bool is_null;
+        s = qfs__pd_summary(d, root, "summary", &sum, &is_null);
+        if (s == QFS_OK && !is_null) {
+            out->summary = qfs_xmalloc(sizeof(*out->summary));
+            *out->summary = sum;
+            if (out->reason != QFS_SKIP_CACHED)
+                s = qfs__pd_fail(d, "summary", "set for a reason other than cached");
+        }
+    }
+    if (s == QFS_OK) s = qfs__pd_deploy(d, root, &out->deploy, true, 0);
+    if (s != QFS_OK) qfs_skip_cleanup(out);
+    return s;
+}
+
+qfs_status qfs_skip_encode(const struct qfs_skip *m, char **json_out)
+{
+    cJSON *root = qfs__pe_object();
+    qfs__pe_str(root, "schema", qfs_schema_name(QFS_SCHEMA_SKIP));
+    qfs__pe_str(root, "reason", qfs_skip_reason_str(m->reason));
+    qfs__pe_str(root, "detail", m->detail);
+    qfs__pe_strn(root, "account", m->account, sizeof(m->account));
+    qfs__pe_strn(root, "region", m->region, sizeof(m->region));
+    qfs__pe_str(root, "image", m->image);
+    qfs__pe_str(root, "digest", m->digest);
+    qfs__pe_summary(root, "summary", m->summary);
+    qfs__pe_deploy(root, &m->deploy);
+    char err[256];
+    struct qfs__pd d;
+    qfs__pd_init(&d, err, sizeof(err));
+    struct qfs_skip check;
+    qfs_status s = from_json(root, &check, &d);
+    qfs_skip_cleanup(&check);
+    return qfs__pe_finish(root, s, err, QFS_SCHEMA_SKIP, json_out);
+}
+
+qfs_status qfs_skip_decode(const char *json, size_t len, struct qfs_skip *out, char *err,
+                           size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    struct qfs__pd d;
+    qfs__pd_init(&d, err, errlen);
+    cJSON *root;
+    qfs_status s = qfs__pd_parse(&d, json, len, QFS_PROTO_MAX_BYTES, &root);
+    if (s == QFS_OK) s = from_json(root, out, &d);
+    cJSON_Delete(root);
+    return s;
+}
+
+void qfs_skip_cleanup(struct qfs_skip *m)
+{
+    if (!m) return;
+    free(m->detail);
+    free(m->image);
+    free(m->digest);
+    if (m->summary) {
+        qfs_scan_summary_cleanup(m->summary);
+        free(m->summary);
+    }
+    qfs_deploy_cleanup(&m->deploy);
+    memset(m, 0, sizeof(*m));
+}
