@@ -257,7 +257,7 @@ static qfs_status check_path(struct span path, char *why, size_t why_len)
 /* Region shape: [a-z]{2}(-[a-z]+)+-[0-9]{1,2}, within the subject-token rules. */
 static bool region_has_shape(const char *s)
 {
-    if (!qfs_aws_is_region(s)) return false;
+    if (!qfs_proto_is_region(s)) return false;
     if (!is_lower(s[0]) || !is_lower(s[1]) || s[2] != '-') return false;
     const char *p = s + 3;
     size_t words = 0, digits = 0;
@@ -303,8 +303,8 @@ static bool classify_ecr_private(struct qfs_image_ref *r)
     }
     if (!rest) return false;
     const char *dot = strchr(rest, '.');
-    if (!dot || dot == rest || (size_t)(dot - rest) > QFS_AWS_REGION_MAX) return false;
-    char region[QFS_AWS_REGION_MAX + 1];
+    if (!dot || dot == rest || (size_t)(dot - rest) > QFS_REGION_MAX) return false;
+    char region[QFS_REGION_MAX + 1];
     memcpy(region, rest, (size_t)(dot - rest));
     region[dot - rest] = '\0';
     if (!region_has_shape(region)) return false;

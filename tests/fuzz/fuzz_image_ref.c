@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "qfs/aws_names.h"
+#include "qfs/proto.h"
 #include "qfs/image_ref.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -45,7 +45,7 @@ static void check_record(const char *text, const struct qfs_image_ref *r)
     switch (r->kind) {
     case QFS_IMAGE_REF_ECR_PRIVATE:
         check(qfs_image_ref_is_ecr_private(r));
-        check(qfs_aws_is_account_id(r->account) && qfs_aws_is_region(r->region));
+        check(qfs_proto_is_account(r->account) && qfs_proto_is_region(r->region));
         check(strcmp(r->partition, "aws") == 0 || strcmp(r->partition, "aws-cn") == 0 ||
               strcmp(r->partition, "aws-us-gov") == 0);
         check(strncmp(r->host, r->account, 12) == 0 && strstr(r->host, r->region) != NULL);

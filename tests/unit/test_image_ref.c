@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "qfs/aws_names.h"
+#include "qfs/proto.h"
 #include "qfs/image_ref.h"
 
 #define HEX64 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -374,8 +374,8 @@ static void run_ok_case(void **state)
         assert_string_equal(key, c->key);
     }
     if (r.kind == QFS_IMAGE_REF_ECR_PRIVATE) {
-        assert_true(qfs_aws_is_account_id(r.account));
-        assert_true(qfs_aws_is_region(r.region));
+        assert_true(qfs_proto_is_account(r.account));
+        assert_true(qfs_proto_is_region(r.region));
     }
 
     /* The canonical form is itself a reference that names the same image. */
@@ -468,26 +468,26 @@ static void test_same_ecr_image_through_any_endpoint_has_one_key(void **state)
 
 static void test_subject_token_checks(void **state)
 {
-    assert_true(qfs_aws_is_account_id("111122223333"));
-    assert_true(qfs_aws_is_account_id("000000000000"));
-    assert_false(qfs_aws_is_account_id("11112222333"));
-    assert_false(qfs_aws_is_account_id("1111222233334"));
-    assert_false(qfs_aws_is_account_id("11112222333a"));
-    assert_false(qfs_aws_is_account_id("111122223333 "));
-    assert_false(qfs_aws_is_account_id(""));
-    assert_false(qfs_aws_is_account_id(NULL));
-    assert_true(qfs_aws_is_region("eu-west-1"));
-    assert_true(qfs_aws_is_region("us-gov-west-1"));
-    assert_true(qfs_aws_is_region("a"));
-    assert_true(qfs_aws_is_region("abcdefghijklmnopqrstuvwxyz-12345")); /* 32 */
-    assert_false(qfs_aws_is_region("abcdefghijklmnopqrstuvwxyz-123456")); /* 33 */
-    assert_false(qfs_aws_is_region(""));
-    assert_false(qfs_aws_is_region("EU-WEST-1"));
-    assert_false(qfs_aws_is_region("eu.west.1"));
-    assert_false(qfs_aws_is_region("eu-west-*"));
-    assert_false(qfs_aws_is_region("eu-west->"));
-    assert_false(qfs_aws_is_region("eu west"));
-    assert_false(qfs_aws_is_region(NULL));
+    assert_true(qfs_proto_is_account("111122223333"));
+    assert_true(qfs_proto_is_account("000000000000"));
+    assert_false(qfs_proto_is_account("11112222333"));
+    assert_false(qfs_proto_is_account("1111222233334"));
+    assert_false(qfs_proto_is_account("11112222333a"));
+    assert_false(qfs_proto_is_account("111122223333 "));
+    assert_false(qfs_proto_is_account(""));
+    assert_false(qfs_proto_is_account(NULL));
+    assert_true(qfs_proto_is_region("eu-west-1"));
+    assert_true(qfs_proto_is_region("us-gov-west-1"));
+    assert_true(qfs_proto_is_region("a"));
+    assert_true(qfs_proto_is_region("abcdefghijklmnopqrstuvwxyz-12345")); /* 32 */
+    assert_false(qfs_proto_is_region("abcdefghijklmnopqrstuvwxyz-123456")); /* 33 */
+    assert_false(qfs_proto_is_region(""));
+    assert_false(qfs_proto_is_region("EU-WEST-1"));
+    assert_false(qfs_proto_is_region("eu.west.1"));
+    assert_false(qfs_proto_is_region("eu-west-*"));
+    assert_false(qfs_proto_is_region("eu-west->"));
+    assert_false(qfs_proto_is_region("eu west"));
+    assert_false(qfs_proto_is_region(NULL));
 }
 
 int main(void)

@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "qfs/aws_names.h"
+#include "qfs/proto.h"
 #include "qfs/status.h"
 
 /* Longest reference text read; anything longer is refused without being scanned further. */
@@ -47,7 +47,7 @@ struct qfs_image_ref {
     bool ecr_dual_stack;
     /* ECR private only, else empty: 12 digits; the Region; "aws", "aws-cn" or "aws-us-gov". */
     char account[13];
-    char region[QFS_AWS_REGION_MAX + 1];
+    char region[QFS_REGION_MAX + 1];
     char partition[16];
     /* host/repository@digest when a digest is known, else host/repository:tag ("latest" when
      * the tag was implied). */
