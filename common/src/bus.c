@@ -420,12 +420,13 @@ qfs_status qfs_bus_start(struct qfs_bus *bus, const struct qfs_consumer_def *def
     bus->nfetchers = n;
     for (size_t i = 0; i < n; i++) {
         struct fetcher *f = &bus->fetchers[i];
-        if (!defs[i].durable || !defs[i].filter || !defs[i].handle || defs[i].max_ack_pending <= 0)
+        const char *filter = defs[i].filter ? defs[i].filter : qfs_subject_filter(defs[i].subject);
+        if (!defs[i].durable || !filter || !defs[i].handle || defs[i].max_ack_pending <= 0)
             return QFS_INVALID_ARG;
         f->bus = bus;
         f->def = defs[i];
         f->durable = qfs_xstrdup(defs[i].durable);
-        f->filter = qfs_xstrdup(defs[i].filter);
+        f->filter = qfs_xstrdup(filter);
         f->def.durable = f->durable;
         f->def.filter = f->filter;
     }

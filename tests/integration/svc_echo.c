@@ -111,7 +111,7 @@ static void handle(void *ctx, struct qfs_delivery *d)
 }
 
 static const struct qfs_consumer_def echo_consumers[] = {
-    {.durable = "echo-events", .filter = "qfs.events.>", .handle = handle},
+    {.durable = "echo-events", .subject = QFS_SUBJECT_EVENTS, .handle = handle},
 };
 
 static const struct qfs_service_def echo_service = {

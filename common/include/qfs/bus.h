@@ -32,7 +32,8 @@ typedef void (*qfs_bus_handler_fn)(void *ctx, struct qfs_delivery *d);
 
 struct qfs_consumer_def {
     const char *durable;      /* shared by all replicas of a service */
-    const char *filter;       /* one subject filter (nats-server 2.9 allows one per consumer) */
+    enum qfs_subject subject; /* what it consumes: the filter is qfs_subject_filter(subject) */
+    const char *filter;       /* NULL, or a filter that overrides subject (tests) */
     int max_ack_pending;      /* also the bound of messages this process holds */
     int64_t ack_wait_ms;
     int max_deliver;

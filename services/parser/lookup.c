@@ -1,0 +1,292 @@
+/* qfs-parser's lookups: task definitions through ECS and tags through ECR, in the account that
+ * owns them (through its role when it is not ours), and the task definition cache. */
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "parser.h"
+#include "qfs/aws_ecr.h"
+#include "qfs/aws_ecs.h"
+#include "qfs/log.h"
+#include "qfs/util.h"
+
+struct job {
+    struct parser_deps deps;
+    struct parser_plan plan;
+    bool may_retry;
+    void (*needs_lookup)(void *arg, const char *arn);
+    parser_done_fn cb;
+    void *arg;
+    size_t pending;
+    qfs_status retry;       /* first retryable failure, QFS_OK when none */
+    char retry_reason[512];
+    struct parser_image *images;
+    size_t nimages;
+    bool grouped;
+};
+
+/* One lookup in flight. */
+struct step {
+    struct job *job;
+    char *arn;               /* task definition lookup */
+    size_t image;            /* digest lookup: index into job->images */
+    bool is_digest;
+    char account[QFS_ACCOUNT_LEN + 1];
+    char region[QFS_REGION_MAX + 1];
+    char partition[16];
+};
+
+static void step_free(struct step *s)
+{
+    free(s->arn);
+    free(s);
+}
+
+static void finish(struct job *job)
+{
+    if (job->retry != QFS_OK)
+        job->cb(job->arg, job->retry, job->retry_reason, &job->plan, NULL, 0);
+    else
+        job->cb(job->arg, QFS_OK, NULL, &job->plan, job->images, job->nimages);
+    parser_images_free(job->images, job->nimages);
+    parser_plan_cleanup(&job->plan);
+    free(job);
+}
+
+static void note_retry(struct job *job, qfs_status st, const char *what, const char *detail)
+{
+    if (job->retry != QFS_OK) return;
+    job->retry = qfs_status_is_retryable(st) ? st : QFS_UNAVAILABLE;
+    snprintf(job->retry_reason, sizeof(job->retry_reason), "%s: %s%s%.400s", what, qfs_status_str(st),
+             detail && *detail ? ": " : "", detail ? detail : "");
+}
+
+static void start_digests(struct job *job);
+
+static void step_done(struct job *job)
+{
+    if (--job->pending > 0) return;
+    if (!job->grouped && job->retry == QFS_OK) {
+        start_digests(job);
+        return;
+    }
+    finish(job);
+}
+
+/* ---- credentials ------------------------------------------------------------------------------ */
+
+typedef void (*with_creds_fn)(struct step *s, const struct qfs_aws_credentials *creds);
+
+struct creds_wait {
+    struct step *step;
+    with_creds_fn fn;
+};
+
+static void on_role(qfs_status st, const struct qfs_aws_credentials *creds, void *arg)
+{
+    struct creds_wait *w = arg;
+    struct step *s = w->step;
+    with_creds_fn fn = w->fn;
+    free(w);
+    if (st == QFS_OK) {
+        fn(s, creds);
+        return;
+    }
+    struct job *job = s->job;
+    char role[300];
+    qfs_aws_role_arn(s->partition, s->account, job->deps.role_name, role, sizeof(role));
+    if (st == QFS_DENIED || st == QFS_NOT_FOUND || st == QFS_PROTOCOL) {
+        char why[400];
+        snprintf(why, sizeof(why), "cannot assume %s", role);
+        if (s->is_digest) {
+            struct qfs_image_record *r = &job->images[s->image].record;
+            free(r->digest_unresolved);
+            r->digest_unresolved = qfs_xstrdup(why);
+        } else {
+            parser_plan_add_skip(&job->plan, QFS_SKIP_ACCESS_DENIED, why, NULL, s->arn);
+        }
+    } else {
+        note_retry(job, st, "AssumeRole", role);
+    }
+    step_free(s);
+    step_done(job);
+}
+
+/* Runs fn with the credentials for s->account: ours, or its role's. */
+static void with_creds(struct step *s, with_creds_fn fn)
+{
+    struct job *job = s->job;
+    if (job->deps.hub_account && strcmp(job->deps.hub_account, s->account) == 0) {
+        fn(s, NULL);
+        return;
+    }
+    char role[300];
+    if (qfs_aws_role_arn(s->partition, s->account, job->deps.role_name, role, sizeof(role)) != QFS_OK) {
+        parser_plan_add_skip(&job->plan, QFS_SKIP_ACCESS_DENIED, "no valid role ARN for the account",
+                             NULL, s->arn);
+        step_free(s);
+        step_done(job);
+        return;
+    }
+    struct creds_wait *w = qfs_xcalloc(1, sizeof(*w));
+    w->step = s;
+    w->fn = fn;
+    if (qfs_aws_sts_assume_role(job->deps.sts, role, on_role, w) != QFS_OK) {
+        free(w);
+        note_retry(job, QFS_UNAVAILABLE, "AssumeRole", role);
+        step_free(s);
+        step_done(job);
+    }
+}
+
+/* ---- task definitions ------------------------------------------------------------------------- */
+
+/* account, region and partition of an ECS ARN (already validated by the plan). */
+static void arn_parts(const char *arn, char account[QFS_ACCOUNT_LEN + 1], char region[QFS_REGION_MAX + 1],
+                      char partition[16])
+{
+    /* arn:<partition>:ecs:<region>:<account>:task-definition/... */
+    const char *f[6] = {0};
+    const char *p = arn;
+    for (int i = 0; i < 6 && p; i++) {
+        f[i] = p;
+        p = strchr(p, ':');
+        if (p) p++;
+    }
+    snprintf(partition, 16, "%.*s", f[2] ? (int)(f[2] - f[1] - 1) : 0, f[1] ? f[1] : "");
+    snprintf(region, QFS_REGION_MAX + 1, "%.*s", f[4] ? (int)(f[4] - f[3] - 1) : 0, f[3] ? f[3] : "");
+    snprintf(account, QFS_ACCOUNT_LEN + 1, "%.12s", f[4] ? f[4] : "");
+}
+
+static void on_task_definition(const struct qfs_aws_response *r, const struct qfs_ecs_task_definition *td,
+                               void *arg)
+{
+    struct step *s = arg;
+    struct job *job = s->job;
+    if (r->status == QFS_OK) {
+        for (size_t i = 0; i < td->ncontainers; i++) {
+            if (!td->containers[i].image) {
+                parser_plan_add_skip(&job->plan, QFS_SKIP_INVALID_IMAGE,
+                                     "container definition has no image", NULL, s->arn);
+                continue;
+            }
+            parser_plan_add_container(&job->plan, td->containers[i].name, td->containers[i].image,
+                                      NULL, s->arn);
+        }
+    } else if (r->status == QFS_NOT_FOUND) {
+        parser_plan_add_skip(&job->plan, QFS_SKIP_TASK_DEFINITION_NOT_FOUND, r->error_message, NULL,
+                             s->arn);
+    } else if (r->status == QFS_DENIED) {
+        char why[400];
+        snprintf(why, sizeof(why), "DescribeTaskDefinition: %s", r->error_code);
+        parser_plan_add_skip(&job->plan, QFS_SKIP_ACCESS_DENIED, why, NULL, s->arn);
+    } else {
+        note_retry(job, r->status, "DescribeTaskDefinition", r->error_code);
+    }
+    step_free(s);
+    step_done(job);
+}
+
+static void describe_with(struct step *s, const struct qfs_aws_credentials *creds)
+{
+    struct job *job = s->job;
+    if (qfs_ecs_describe_task_definition(job->deps.aws, s->arn, s->region, creds, on_task_definition, s) !=
+        QFS_OK) {
+        note_retry(job, QFS_UNAVAILABLE, "DescribeTaskDefinition", "not started");
+        step_free(s);
+        step_done(job);
+    }
+}
+
+static void start_lookups(struct job *job)
+{
+    job->pending = 1; /* held until every lookup has started */
+    for (size_t i = 0; i < job->plan.nlookups; i++) {
+        const char *arn = job->plan.lookups[i];
+        if (!job->deps.aws) {
+            if (job->needs_lookup) job->needs_lookup(job->arg, arn);
+            continue;
+        }
+        struct step *s = qfs_xcalloc(1, sizeof(*s));
+        s->job = job;
+        s->arn = qfs_xstrdup(arn);
+        arn_parts(arn, s->account, s->region, s->partition);
+        job->pending++;
+        with_creds(s, describe_with);
+    }
+    step_done(job);
+}
+
+/* ---- digests ---------------------------------------------------------------------------------- */
+
+static void on_image(const struct qfs_aws_response *r, const struct qfs_ecr_image *img, void *arg)
+{
+    struct step *s = arg;
+    struct job *job = s->job;
+    struct qfs_image_record *rec = &job->images[s->image].record;
+    if (r->status == QFS_OK && img && qfs_proto_is_digest(img->digest)) {
+        rec->image.digest = qfs_xstrdup(img->digest);
+    } else if (r->status == QFS_OK || r->status == QFS_NOT_FOUND) {
+        rec->digest_unresolved = qfs_xasprintf("ECR has no image %s:%s", rec->image.repository,
+                                               rec->image.tag);
+    } else if (r->status == QFS_DENIED) {
+        rec->digest_unresolved = qfs_xasprintf("ECR DescribeImages denied: %s", r->error_code);
+    } else if (job->may_retry) {
+        note_retry(job, r->status, "DescribeImages", r->error_code);
+    } else {
+        rec->digest_unresolved = qfs_xasprintf("ECR unavailable: %s", qfs_status_str(r->status));
+    }
+    step_free(s);
+    step_done(job);
+}
+
+static void digest_with(struct step *s, const struct qfs_aws_credentials *creds)
+{
+    struct job *job = s->job;
+    const struct qfs_image_id *id = &job->images[s->image].record.image;
+    struct qfs_ecr_query q = {.registry_id = id->account, .repository = id->repository, .tag = id->tag};
+    if (qfs_ecr_describe_image(job->deps.aws, &q, id->region, creds, on_image, s) != QFS_OK) {
+        job->images[s->image].record.digest_unresolved = qfs_xstrdup("ECR request could not be built");
+        step_free(s);
+        step_done(job);
+    }
+}
+
+static void start_digests(struct job *job)
+{
+    job->grouped = true;
+    parser_group(&job->plan, &job->images, &job->nimages);
+    job->pending = 1;
+    for (size_t i = 0; i < job->nimages; i++) {
+        struct qfs_image_record *rec = &job->images[i].record;
+        if (rec->image.digest) continue;
+        if (!job->deps.aws) {
+            rec->digest_unresolved = qfs_xstrdup("AWS is not configured, so the tag was not resolved");
+            continue;
+        }
+        struct step *s = qfs_xcalloc(1, sizeof(*s));
+        s->job = job;
+        s->is_digest = true;
+        s->image = i;
+        snprintf(s->account, sizeof(s->account), "%s", rec->image.account);
+        snprintf(s->region, sizeof(s->region), "%s", rec->image.region);
+        snprintf(s->partition, sizeof(s->partition), "%s", job->images[i].partition);
+        job->pending++;
+        with_creds(s, digest_with);
+    }
+    step_done(job);
+}
+
+void parser_resolve(const struct parser_deps *deps, struct parser_plan *plan, bool may_retry,
+                    void (*needs_lookup)(void *arg, const char *arn), parser_done_fn cb, void *arg)
+{
+    struct job *job = qfs_xcalloc(1, sizeof(*job));
+    job->deps = *deps;
+    job->plan = *plan;
+    memset(plan, 0, sizeof(*plan));
+    job->may_retry = may_retry;
+    job->needs_lookup = needs_lookup;
+    job->cb = cb;
+    job->arg = arg;
+    start_lookups(job);
+}

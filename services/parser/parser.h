@@ -1,0 +1,106 @@
+/* qfs-parser: turns an ECS deploy event into image records and skip records.
+ *
+ * Reading an event is pure (parser_plan): it yields the deploy context, the containers the event
+ * names directly, the task definitions that must be looked up, and the event-level skips. The
+ * lookups (task definitions through ECS, tags to digests through ECR, roles through STS) are
+ * asynchronous (parser_job_*), and parser_build turns the gathered containers into messages. */
+#ifndef QFS_PARSER_H
+#define QFS_PARSER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "qfs/aws.h"
+#include "qfs/aws_sts.h"
+#include "qfs/bus.h"
+#include "qfs/proto.h"
+#include "qfs/proto_event.h"
+#include "qfs/proto_image.h"
+#include "qfs/proto_skip.h"
+#include "qfs/status.h"
+
+struct qfs_kv;
+
+/* Bounds on what one event may ask of the parser. */
+#define PARSER_MAX_CONTAINERS 200
+#define PARSER_MAX_LOOKUPS 10
+
+/* A container the event (or a task definition) names. */
+struct parser_container {
+    char *name;
+    char *image;               /* as written */
+    char *digest;              /* from an ECS Task State Change; NULL otherwise */
+    char *task_definition_arn; /* where it came from; NULL when unknown */
+};
+
+struct parser_plan {
+    struct qfs_deploy deploy;      /* containers left empty; filled per image record */
+    char partition[16];            /* aws, aws-cn, aws-us-gov */
+    struct parser_container *containers;
+    size_t ncontainers;
+    char **lookups;                /* task definition ARNs to describe, distinct */
+    size_t nlookups;
+    struct qfs_skip *skips;        /* event-level skips (no image resolved) */
+    size_t nskips;
+    /* RegisterTaskDefinition: remember this ARN's containers so later deploys need no ECS call. */
+    char *remember_arn;
+};
+
+/* Reads ev (borrowed) into plan, which the caller frees with parser_plan_cleanup(). Never fails on
+ * content: what cannot be used becomes a skip with its reason. */
+void parser_plan(const struct qfs_event *ev, struct parser_plan *plan);
+void parser_plan_cleanup(struct parser_plan *plan);
+
+/* Adds a container (strings copied); false when PARSER_MAX_CONTAINERS is reached. */
+bool parser_plan_add_container(struct parser_plan *plan, const char *name, const char *image,
+                               const char *digest, const char *task_definition_arn);
+/* Adds an event-level skip about no particular image (strings copied). */
+void parser_plan_add_skip(struct parser_plan *plan, enum qfs_skip_reason reason, const char *detail,
+                          const char *image, const char *task_definition_arn);
+
+/* An ECR image a record will be published for, with the containers that use it. */
+struct parser_image {
+    struct qfs_image_record record;
+    char partition[16];
+};
+
+/* Groups the plan's containers into ECR images (one per image key, naming every container) and
+ * adds a skip for each container whose image is invalid or not in private ECR. */
+void parser_group(struct parser_plan *plan, struct parser_image **images, size_t *nimages);
+void parser_images_free(struct parser_image *images, size_t n);
+
+/* Encodes the outputs: each image record on qfs.images.<acct>.<region> and each skip on
+ * qfs.scans.skipped.<acct>.<region>, with the Nats-Msg-Ids of proto/subjects.md, into ob.
+ * Returns QFS_INTERNAL when a message could not be encoded (a bug, logged). */
+qfs_status parser_build(const struct parser_plan *plan, const struct parser_image *images, size_t n,
+                        struct qfs_outbox *ob);
+
+/* What the lookups need. Every pointer is borrowed and must outlive the jobs. */
+struct parser_deps {
+    struct qfs_aws *aws;     /* NULL: no lookups (--explain without AWS) */
+    struct qfs_aws_sts *sts; /* assumed-role credentials for other accounts */
+    struct qfs_kv *kv;       /* task definition cache; NULL: none */
+    const char *hub_account; /* this deployment's account (own credentials); NULL: always assume */
+    const char *role_name;   /* QFS_ECS_DESCRIBE_ROLE_NAME */
+    int64_t taskdef_ttl_s;   /* how long a task definition's containers are remembered */
+};
+
+/* Called once when a job ends. On QFS_OK, plan and images (owned by the job, valid during the
+ * call) are ready for parser_build; a retryable status means "try the event again later" with
+ * reason saying why. */
+typedef void (*parser_done_fn)(void *arg, qfs_status st, const char *reason,
+                               struct parser_plan *plan, struct parser_image *images, size_t n);
+
+/* Resolves plan (taken: the job frees it) by looking up task definitions (cache, then ECS through
+ * the account's role) and tag digests (ECR), then groups the images. may_retry false turns
+ * retryable ECR failures into digest_unresolved so the images still go out. needs_lookup, when
+ * not NULL, is called for each task definition that cannot be looked up without AWS. */
+void parser_resolve(const struct parser_deps *deps, struct parser_plan *plan, bool may_retry,
+                    void (*needs_lookup)(void *arg, const char *arn), parser_done_fn cb, void *arg);
+
+/* Writes the outbox as --explain lines: {"subject": ..., "message": {...}}. */
+void parser_print_outbox(const struct qfs_outbox *ob, FILE *out);
+
+#endif

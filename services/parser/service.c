@@ -1,0 +1,365 @@
+/* qfs-parser as a service: configuration, the qfs.events.> handler and --explain. */
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "parser.h"
+#include "qfs/aws.h"
+#include "qfs/aws_sts.h"
+#include "qfs/http.h"
+#include "qfs/log.h"
+#include "qfs/proto_dlq.h"
+#include "qfs/service.h"
+#include "qfs/util.h"
+
+#define EXPLAIN_MAX_BYTES (64 * 1024 * 1024)
+
+struct parser_config {
+    char *describe_role;
+    char *hub_account;
+    int64_t taskdef_ttl_s;
+};
+
+#define PC(f) QFS_CFG_FIELD(struct parser_config, f)
+static const struct qfs_config_var parser_vars[] = {
+    {"QFS_ECS_DESCRIBE_ROLE_NAME", QFS_CFG_STRING, "QfsEcsDescribeRole", 0, 0,
+     "Role the parser assumes in member accounts for ECS DescribeTaskDefinition and ECR "
+     "DescribeImages.", false, false, PC(describe_role), NULL},
+    {"QFS_HUB_ACCOUNT_ID", QFS_CFG_STRING, NULL, 0, 0,
+     "The account qfs runs in: its lookups use the task role itself; unset, every account's role "
+     "is assumed.", false, false, PC(hub_account), NULL},
+    {"QFS_TASKDEF_CACHE_TTL_SECONDS", QFS_CFG_INT, "604800", 60, 31536000,
+     "How long the images of a registered task definition are remembered.", false, false,
+     PC(taskdef_ttl_s), NULL},
+};
+
+/* Clients of the running service (or of --explain). */
+struct parser_state {
+    struct qfs_http *http;
+    struct qfs_aws *aws;
+    struct qfs_aws_sts *sts;
+    struct parser_deps deps;
+};
+
+static qfs_status state_open(struct qfs_svc *svc, struct parser_state *st, bool need_aws)
+{
+    struct parser_config *cfg = qfs_svc_config(svc);
+    memset(st, 0, sizeof(*st));
+    if (cfg->hub_account && !qfs_proto_is_account(cfg->hub_account)) {
+        qfs_error("QFS_HUB_ACCOUNT_ID must be 12 digits");
+        return QFS_INVALID_ARG;
+    }
+    st->deps.role_name = cfg->describe_role;
+    st->deps.hub_account = cfg->hub_account;
+    st->deps.taskdef_ttl_s = cfg->taskdef_ttl_s;
+    if (!need_aws) return QFS_OK;
+    qfs_status s = qfs_http_new(qfs_svc_loop(svc), NULL, &st->http);
+    struct qfs_aws_options ao = {0};
+    if (s == QFS_OK) s = qfs_aws_new(qfs_svc_loop(svc), st->http, &ao, &st->aws);
+    struct qfs_aws_sts_options so = {.session_name = "qfs-parser"};
+    if (s == QFS_OK) s = qfs_aws_sts_new(qfs_svc_loop(svc), st->aws, &so, &st->sts);
+    st->deps.aws = st->aws;
+    st->deps.sts = st->sts;
+    return s;
+}
+
+static void state_close(struct parser_state *st)
+{
+    qfs_aws_sts_free(st->sts);
+    qfs_aws_free(st->aws);
+    qfs_http_free(st->http);
+    memset(st, 0, sizeof(*st));
+}
+
+/* ---- the service ------------------------------------------------------------------------------ */
+
+static void on_resolved(void *arg, qfs_status st, const char *reason, struct parser_plan *plan,
+                        struct parser_image *images, size_t n)
+{
+    struct qfs_delivery *d = arg;
+    if (st != QFS_OK) {
+        /* Back off 2 s, 4 s, ... up to a minute: a throttled or unavailable AWS recovers. */
+        uint64_t count = qfs_delivery_count(d);
+        int64_t delay = 2000LL << (count < 5 ? count - 1 : 5);
+        qfs_delivery_retry(d, delay > 60000 ? 60000 : delay, st, reason);
+        return;
+    }
+    struct qfs_outbox ob;
+    qfs_outbox_init(&ob);
+    if (parser_build(plan, images, n, &ob) != QFS_OK) {
+        qfs_outbox_cleanup(&ob);
+        qfs_delivery_dead_letter(d, QFS_INTERNAL, "the parser could not encode its outputs");
+        return;
+    }
+    char nimg[24], nskip[24];
+    snprintf(nimg, sizeof(nimg), "%zu", n);
+    snprintf(nskip, sizeof(nskip), "%zu", plan->nskips);
+    qfs_info("parsed", "trace_id", plan->deploy.event_id, "event", plan->deploy.event_name, "images",
+             nimg, "skips", nskip);
+    qfs_delivery_finish(d, &ob, 2000);
+}
+
+static void handle_event(void *ctx, struct qfs_delivery *d)
+{
+    struct qfs_svc *svc = ctx;
+    struct parser_state *st = qfs_svc_data(svc);
+    size_t len = 0;
+    const char *data = qfs_delivery_data(d, &len);
+    struct qfs_event ev;
+    char err[256];
+    if (qfs_event_decode(data, len, &ev, err, sizeof(err)) != QFS_OK) {
+        qfs_delivery_dead_letter(d, QFS_PROTOCOL, err);
+        return;
+    }
+    struct parser_plan plan;
+    parser_plan(&ev, &plan);
+    qfs_event_cleanup(&ev);
+    /* After a few tries, publish what is known rather than hold the deploy back on ECR. */
+    parser_resolve(&st->deps, &plan, qfs_delivery_count(d) < 3, NULL, on_resolved, d);
+}
+
+static qfs_status parser_start(struct qfs_svc *svc)
+{
+    struct parser_state *st = qfs_xcalloc(1, sizeof(*st));
+    qfs_status s = state_open(svc, st, true);
+    qfs_svc_set_data(svc, st);
+    return s;
+}
+
+static void parser_stop(struct qfs_svc *svc, void (*done)(struct qfs_svc *svc))
+{
+    struct parser_state *st = qfs_svc_data(svc);
+    if (st) state_close(st);
+    free(st);
+    qfs_svc_set_data(svc, NULL);
+    done(svc);
+}
+
+/* ---- --explain -------------------------------------------------------------------------------- */
+
+struct explain_input {
+    char *text;
+    size_t len;
+};
+
+struct explain {
+    struct parser_state st;
+    struct explain_input *inputs;
+    size_t next, count;
+    FILE *out;
+};
+
+static void explain_next(struct explain *x);
+
+static void print_dlq(FILE *out, const char *payload, size_t len, const char *reason)
+{
+    struct qfs_dlq_entry e;
+    memset(&e, 0, sizeof(e));
+    char ts[32];
+    qfs_format_time_ms(qfs_now_ms(), ts);
+    snprintf(e.service, sizeof(e.service), "parser");
+    e.reason = (char *)reason;
+    e.status = QFS_PROTOCOL;
+    e.payload = (char *)payload;
+    e.payload_len = len;
+    e.delivery_count = 1;
+    e.time = ts;
+    char *json = NULL;
+    char subject[QFS_SUBJECT_MAX];
+    if (qfs_dlq_entry_encode(&e, &json) != QFS_OK ||
+        qfs_subject_dlq(subject, sizeof(subject), "parser") != QFS_OK) {
+        free(json);
+        fprintf(out, "{\"error\":\"cannot encode the DLQ entry\"}\n");
+        return;
+    }
+    cJSON *line = cJSON_CreateObject();
+    cJSON_AddStringToObject(line, "subject", subject);
+    cJSON_AddItemToObject(line, "message", cJSON_Parse(json));
+    char *text = cJSON_PrintUnformatted(line);
+    fprintf(out, "%s\n", text);
+    free(text);
+    free(json);
+    cJSON_Delete(line);
+}
+
+static void explain_needs_lookup(void *arg, const char *arn)
+{
+    struct explain *x = arg;
+    cJSON *line = cJSON_CreateObject();
+    cJSON_AddStringToObject(line, "needs_lookup", arn);
+    char *text = cJSON_PrintUnformatted(line);
+    fprintf(x->out, "%s\n", text);
+    free(text);
+    cJSON_Delete(line);
+}
+
+static void explain_resolved(void *arg, qfs_status st, const char *reason, struct parser_plan *plan,
+                             struct parser_image *images, size_t n)
+{
+    struct explain *x = arg;
+    if (st != QFS_OK) {
+        fprintf(x->out, "{\"retry\":\"%s\"}\n", qfs_status_str(st));
+        qfs_warn("the service would retry this event", "reason", reason);
+    } else {
+        struct qfs_outbox ob;
+        qfs_outbox_init(&ob);
+        if (parser_build(plan, images, n, &ob) == QFS_OK) parser_print_outbox(&ob, x->out);
+        else fprintf(x->out, "{\"error\":\"cannot encode the outputs\"}\n");
+        qfs_outbox_cleanup(&ob);
+    }
+    explain_next(x);
+}
+
+/* Wraps a CloudTrail record (an event's detail) in the envelope EventBridge would give it. */
+static char *envelope_for_record(const cJSON *rec)
+{
+    cJSON *env = cJSON_CreateObject();
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(rec, "eventID");
+    const cJSON *acct = cJSON_GetObjectItemCaseSensitive(rec, "recipientAccountId");
+    const cJSON *region = cJSON_GetObjectItemCaseSensitive(rec, "awsRegion");
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(rec, "eventTime");
+    const cJSON *src = cJSON_GetObjectItemCaseSensitive(rec, "eventSource");
+    cJSON_AddStringToObject(env, "version", "0");
+    cJSON_AddStringToObject(env, "id", cJSON_IsString(id) ? id->valuestring : "");
+    cJSON_AddStringToObject(env, "detail-type", "AWS API Call via CloudTrail");
+    cJSON_AddStringToObject(env, "source",
+                            cJSON_IsString(src) && strcmp(src->valuestring, "ecs.amazonaws.com") == 0
+                                ? "aws.ecs" : "aws.cloudtrail");
+    cJSON_AddStringToObject(env, "account", cJSON_IsString(acct) ? acct->valuestring : "");
+    cJSON_AddStringToObject(env, "time", cJSON_IsString(t) ? t->valuestring : "");
+    cJSON_AddStringToObject(env, "region", cJSON_IsString(region) ? region->valuestring : "");
+    cJSON_AddItemToObject(env, "resources", cJSON_CreateArray());
+    cJSON_AddItemToObject(env, "detail", cJSON_Duplicate(rec, true));
+    char *text = cJSON_PrintUnformatted(env);
+    cJSON_Delete(env);
+    return text;
+}
+
+static void add_input(struct explain *x, char *text, size_t len)
+{
+    x->inputs = qfs_xrealloc(x->inputs, (x->count + 1) * sizeof(*x->inputs));
+    x->inputs[x->count].text = text;
+    x->inputs[x->count].len = len;
+    x->count++;
+}
+
+/* Splits the file into event texts: a CloudTrail log file, an SQS ReceiveMessage response, one SQS
+ * message, or one EventBridge event (or anything else, which the decoder then refuses). */
+static void explain_inputs(struct explain *x, const char *text, size_t len)
+{
+    cJSON *root = cJSON_ParseWithLength(text, len);
+    const cJSON *records = cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, "Records") : NULL;
+    const cJSON *messages = cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, "Messages") : NULL;
+    const cJSON *body = cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, "Body") : NULL;
+    const cJSON *item;
+    if (cJSON_IsArray(records)) {
+        cJSON_ArrayForEach(item, records) {
+            char *env = envelope_for_record(item);
+            add_input(x, env, strlen(env));
+        }
+    } else if (cJSON_IsArray(messages)) {
+        cJSON_ArrayForEach(item, messages) {
+            const cJSON *b = cJSON_GetObjectItemCaseSensitive(item, "Body");
+            const char *t = cJSON_IsString(b) ? b->valuestring : "";
+            add_input(x, qfs_xstrdup(t), strlen(t));
+        }
+    } else if (cJSON_IsString(body)) {
+        add_input(x, qfs_xstrdup(body->valuestring), strlen(body->valuestring));
+    } else {
+        /* Keep the bytes exactly as read: a DLQ entry must carry them intact. */
+        add_input(x, qfs_xstrndup(text, len), len);
+    }
+    cJSON_Delete(root);
+}
+
+static void explain_next(struct explain *x)
+{
+    if (x->next >= x->count) {
+        for (size_t i = 0; i < x->count; i++) free(x->inputs[i].text);
+        free(x->inputs);
+        x->inputs = NULL;
+        state_close(&x->st);
+        return;
+    }
+    const struct explain_input *in = &x->inputs[x->next++];
+    struct qfs_event ev;
+    char err[256];
+    if (qfs_event_decode(in->text, in->len, &ev, err, sizeof(err)) != QFS_OK) {
+        print_dlq(x->out, in->text, in->len, err);
+        explain_next(x);
+        return;
+    }
+    struct parser_plan plan;
+    parser_plan(&ev, &plan);
+    qfs_event_cleanup(&ev);
+    parser_resolve(&x->st.deps, &plan, false, explain_needs_lookup, explain_resolved, x);
+}
+
+static bool aws_configured(void)
+{
+    const char *vars[] = {"AWS_ACCESS_KEY_ID", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                          "AWS_CONTAINER_CREDENTIALS_FULL_URI", NULL};
+    for (size_t i = 0; vars[i]; i++)
+        if (getenv(vars[i]) && *getenv(vars[i])) return true;
+    return false;
+}
+
+static int parser_command(struct qfs_svc *svc, int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--explain") != 0) return -1;
+    const char *path = argc > 2 ? argv[2] : "-";
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "qfs-parser: cannot read %s\n", path);
+        return 1;
+    }
+    struct qfs_buf in;
+    qfs_buf_init(&in, EXPLAIN_MAX_BYTES);
+    char chunk[65536];
+    size_t n;
+    bool too_big = false;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        if (qfs_buf_append(&in, chunk, n) != QFS_OK) too_big = true;
+    bool failed = ferror(f);
+    if (f != stdin) fclose(f);
+    if (failed || too_big) {
+        fprintf(stderr, "qfs-parser: cannot read %s%s\n", path, too_big ? " (over 64 MiB)" : "");
+        qfs_buf_cleanup(&in);
+        return 1;
+    }
+    static struct explain x;
+    memset(&x, 0, sizeof(x));
+    x.out = stdout;
+    if (state_open(svc, &x.st, aws_configured()) != QFS_OK) {
+        qfs_buf_cleanup(&in);
+        state_close(&x.st);
+        return 1;
+    }
+    explain_inputs(&x, in.data ? in.data : "", in.len);
+    qfs_buf_cleanup(&in);
+    explain_next(&x);
+    /* The runtime runs the loop until the lookups end; the inputs go with the process. */
+    return 0;
+}
+
+static const struct qfs_consumer_def parser_consumers[] = {
+    {.durable = "parser-events", .subject = QFS_SUBJECT_EVENTS, .handle = handle_event},
+};
+
+const struct qfs_service_def parser_service = {
+    .name = "parser",
+    .summary = "turns ECS deploy events into image records and skip records",
+    .config = parser_vars,
+    .nconfig = sizeof(parser_vars) / sizeof(parser_vars[0]),
+    .config_size = sizeof(struct parser_config),
+    .consumers = parser_consumers,
+    .nconsumers = 1,
+    .start = parser_start,
+    .stop = parser_stop,
+    .command = parser_command,
+    .usage = "       qfs-parser --explain [FILE|-]\n"
+             "           print the messages one event (EventBridge event, SQS message or\n"
+             "           ReceiveMessage response, or CloudTrail log file) would produce\n",
+};
