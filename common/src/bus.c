@@ -728,6 +728,20 @@ static void dlq_stored(void *arg, qfs_status st)
     settle(d);
 }
 
+qfs_status qfs_bus_publish_dlq(struct qfs_bus *bus, const struct qfs_dlq_entry *e, const char *msg_id,
+                               qfs_bus_pub_fn cb, void *arg)
+{
+    char *json = NULL;
+    char subject[QFS_SUBJECT_MAX];
+    qfs_status s = qfs_dlq_entry_encode(e, &json);
+    if (s == QFS_OK) s = qfs_subject_dlq(subject, sizeof(subject), bus->name);
+    if (s == QFS_OK)
+        s = qfs_bus_publish(bus, subject, msg_id, e->trace_id, qfs_schema_name(QFS_SCHEMA_DLQ), json,
+                            strlen(json), cb, arg);
+    free(json);
+    return s;
+}
+
 void qfs_delivery_dead_letter(struct qfs_delivery *d, qfs_status st, const char *reason)
 {
     struct qfs_bus *bus = d->fetcher->bus;
@@ -762,31 +776,23 @@ void qfs_delivery_dead_letter(struct qfs_delivery *d, qfs_status st, const char 
     e.headers = hdrs;
     e.nheaders = (size_t)nkeys;
 
-    char *json = NULL;
-    char subject[QFS_SUBJECT_MAX];
-    qfs_status es = qfs_dlq_entry_encode(&e, &json);
-    if (es == QFS_OK) es = qfs_subject_dlq(subject, sizeof(subject), bus->name);
-    free(hdrs);
-    free((void *)keys);
-
     char seq[24];
     snprintf(seq, sizeof(seq), "%" PRIu64, d->stream_seq);
     qfs_error("dead-lettered", "subject", qfs_delivery_subject(d), "trace_id", qfs_delivery_trace_id(d),
               "status", qfs_status_str(e.status), "reason", reason, "stream_seq", seq);
-    if (es != QFS_OK) {
-        free(json);
-        qfs_error("cannot build DLQ entry; message will be redelivered", "status", qfs_status_str(es));
-        natsMsg_NakWithDelay(d->msg, 5000, NULL);
-        settle(d);
-        return;
-    }
     /* One DLQ entry per stored message, however often this runs. */
     char msg_id[96];
     snprintf(msg_id, sizeof(msg_id), "dlq:%s:%" PRIu64, bus->name, d->stream_seq);
     d->dlq = true;
-    qfs_bus_publish(bus, subject, msg_id, qfs_delivery_trace_id(d), qfs_schema_name(QFS_SCHEMA_DLQ),
-                    json, strlen(json), dlq_stored, d);
-    free(json);
+    qfs_status es = qfs_bus_publish_dlq(bus, &e, msg_id, dlq_stored, d);
+    free(hdrs);
+    free((void *)keys);
+    if (es != QFS_OK) {
+        d->dlq = false;
+        qfs_error("cannot build DLQ entry; message will be redelivered", "status", qfs_status_str(es));
+        natsMsg_NakWithDelay(d->msg, 5000, NULL);
+        settle(d);
+    }
 }
 
 /* ---- outbox -------------------------------------------------------------------------------- */

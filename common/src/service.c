@@ -205,7 +205,7 @@ static void on_drain_poll(uv_timer_t *t)
 {
     struct qfs_svc *svc = t->data;
     if (svc->fetchers_stopped && qfs_bus_inflight(svc->bus) == 0 &&
-        qfs_bus_publishes_pending(svc->bus) == 0)
+        qfs_bus_publishes_pending(svc->bus) == 0 && (!svc->def->busy || svc->def->busy(svc) == 0))
         shutdown_now(svc);
 }
 

@@ -74,6 +74,12 @@ qfs_status qfs_bus_publish(struct qfs_bus *bus, const char *subject, const char 
 /* Plain NATS publish, not stored (statistics). Fire and forget. */
 qfs_status qfs_bus_publish_core(struct qfs_bus *bus, const char *subject, const char *data, size_t len);
 
+struct qfs_dlq_entry;
+/* Publishes a dead-letter entry to qfs.dlq.<service> (the bus's name) with msg_id; cb as for
+ * qfs_bus_publish. QFS_INVALID_ARG when the entry breaks the schema (logged). */
+qfs_status qfs_bus_publish_dlq(struct qfs_bus *bus, const struct qfs_dlq_entry *e, const char *msg_id,
+                               qfs_bus_pub_fn cb, void *arg);
+
 /* Delivery accessors; strings are borrowed until the delivery is settled. */
 const char *qfs_delivery_subject(const struct qfs_delivery *d);
 const char *qfs_delivery_data(const struct qfs_delivery *d, size_t *len);

@@ -42,6 +42,9 @@ struct qfs_service_def {
     qfs_status (*start)(struct qfs_svc *svc);
     /* On the loop after the drain: release clients, closing handles; call done(svc) when closed. */
     void (*stop)(struct qfs_svc *svc, void (*done)(struct qfs_svc *svc));
+    /* Work the service holds outside the bus (e.g. ingest's SQS batches); the drain waits until
+     * it is 0. NULL: none. */
+    size_t (*busy)(struct qfs_svc *svc);
     /* Extra command-line modes (e.g. --explain). Returns an exit code, or -1 when argv holds none
      * of its options. Config has been loaded when it runs. */
     int (*command)(struct qfs_svc *svc, int argc, char **argv);
