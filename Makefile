@@ -27,3 +27,33 @@ test-unit: build ## Run only the unit tests
 
 clean: ## Remove the build tree
 	rm -rf $(BUILD_DIR)
+
+# Local stack: nats-server, redis-server and the AWS and Qualys simulators (tools/stack).
+STACK_DIR ?= .stack
+
+.PHONY: dev stack-up stack-down
+
+dev: ## Run the local stack in the foreground until Ctrl-C, then stop it
+	@tools/stack up --dir $(STACK_DIR)
+	@trap 'echo; tools/stack down --dir $(STACK_DIR); exit 0' INT TERM; \
+	echo; \
+	echo "Use it from another terminal:"; \
+	echo "  . $(STACK_DIR)/env                        # QFS_*, AWS_* and QUALYS_* for the services"; \
+	echo "  build/bin/qfs-<service>             # run a service against the stack (make build first)"; \
+	echo "  tools/stack --dir $(STACK_DIR) status     # processes, pids and ports"; \
+	echo "  ls $(STACK_DIR)/logs/                     # nats, redis, aws-sim, qualys-sim logs"; \
+	echo "Watching the bus with 'nats sub \"qfs.>\"' needs the nats CLI, which Debian does not package;"; \
+	echo "'qfsctl tail' will do the same once qfsctl exists."; \
+	echo; \
+	echo "Press Ctrl-C to stop the stack."; \
+	while sleep 2; do \
+	  tools/stack --dir $(STACK_DIR) status >/dev/null 2>&1 || { \
+	    echo "make dev: part of the stack stopped:"; tools/stack --dir $(STACK_DIR) status; \
+	    tools/stack down --dir $(STACK_DIR); exit 1; }; \
+	done
+
+stack-up: ## Start the local stack in the background (environment in .stack/env)
+	@tools/stack up --dir $(STACK_DIR)
+
+stack-down: ## Stop the local stack and remove .stack
+	@tools/stack down --dir $(STACK_DIR)
