@@ -305,3 +305,126 @@ char *qfs_test_read_file(const char *path, size_t *len)
     if (len) *len = got;
     return buf;
 }
+
+void qfs_test_stack_up(struct qfs_test_stack *st, const char *dir)
+{
+    memset(st, 0, sizeof(*st));
+    snprintf(st->dir, sizeof(st->dir), "%s/stack", dir);
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd), "'%s/tools/stack' --dir '%s' up >'%s/stack-up.log' 2>&1",
+             qfs_test_env("QFS_SOURCE_DIR", "."), st->dir, dir);
+    if (system(cmd) != 0) {
+        snprintf(cmd, sizeof(cmd), "cat '%s/stack-up.log' >&2", dir);
+        if (system(cmd) != 0) fprintf(stderr, "testlib: no stack log\n");
+        fprintf(stderr, "testlib: tools/stack up failed\n");
+        abort();
+    }
+    char path[600];
+    snprintf(path, sizeof(path), "%s/env", st->dir);
+    char *text = qfs_test_read_file(path, NULL);
+    if (!text) {
+        fprintf(stderr, "testlib: no %s\n", path);
+        abort();
+    }
+    /* Lines are: export K='V' (single quotes, with '\'' for a quote inside). */
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        if (strncmp(line, "export ", 7) != 0) continue;
+        char *eq = strchr(line + 7, '=');
+        if (!eq) continue;
+        char kv[4096];
+        size_t o = (size_t)snprintf(kv, sizeof(kv), "%.*s=", (int)(eq - line - 7), line + 7);
+        for (const char *v = eq + 1; *v && o + 1 < sizeof(kv); v++) {
+            if (strncmp(v, "'\\''", 4) == 0) {
+                kv[o++] = '\'';
+                v += 3;
+            } else if (*v != '\'') {
+                kv[o++] = *v;
+            }
+        }
+        kv[o] = '\0';
+        qfs_test_stack_set(st, kv);
+    }
+    free(text);
+}
+
+const char *qfs_test_stack_get(const struct qfs_test_stack *st, const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < st->nenv; i++)
+        if (strncmp(st->env[i], name, n) == 0 && st->env[i][n] == '=') return st->env[i] + n + 1;
+    return NULL;
+}
+
+void qfs_test_stack_set(struct qfs_test_stack *st, const char *kv)
+{
+    const char *eq = strchr(kv, '=');
+    size_t n = eq ? (size_t)(eq - kv) : strlen(kv);
+    for (size_t i = 0; i < st->nenv; i++) {
+        if (strncmp(st->env[i], kv, n) == 0 && st->env[i][n] == '=') {
+            free(st->env[i]);
+            st->env[i] = strdup(kv);
+            return;
+        }
+    }
+    st->env = realloc(st->env, (st->nenv + 2) * sizeof(char *));
+    st->env[st->nenv++] = strdup(kv);
+    st->env[st->nenv] = NULL;
+}
+
+void qfs_test_stack_down(struct qfs_test_stack *st)
+{
+    char cmd[1200];
+    snprintf(cmd, sizeof(cmd), "'%s/tools/stack' --dir '%s' down --keep >/dev/null 2>&1",
+             qfs_test_env("QFS_SOURCE_DIR", "."), st->dir);
+    if (system(cmd) != 0) fprintf(stderr, "testlib: tools/stack down reported a problem\n");
+    for (size_t i = 0; i < st->nenv; i++) free(st->env[i]);
+    free(st->env);
+    st->env = NULL;
+    st->nenv = 0;
+}
+
+struct qfs_test_proc *qfs_test_service_start(const struct qfs_test_stack *st, const char *service,
+                                             const char *tag, const char *const extra[])
+{
+    char bin[600], log[800], name[64];
+    snprintf(bin, sizeof(bin), "%s/qfs-%s", qfs_test_env("QFS_BIN_DIR", "build/bin"), service);
+    snprintf(name, sizeof(name), "qfs-%s%s%s", service, tag ? "-" : "", tag ? tag : "");
+    snprintf(log, sizeof(log), "%s/logs/%s.log", st->dir, name);
+    const char *env[256];
+    size_t n = 0;
+    for (size_t i = 0; i < st->nenv && n < 200; i++) env[n++] = st->env[i];
+    for (size_t i = 0; extra && extra[i] && n < 254; i++) env[n++] = extra[i];
+    env[n] = NULL;
+    const char *argv[] = {bin, NULL};
+    return qfs_test_spawn(name, argv, env, log, false);
+}
+
+int qfs_test_http(const char *method, const char *url, const char *json, char **body)
+{
+    char tmpl[] = "/tmp/qfs-http-XXXXXX";
+    int fd = mkstemp(tmpl);
+    if (fd < 0) die("mkstemp");
+    close(fd);
+    char bodyfile[64] = "";
+    if (json) {
+        snprintf(bodyfile, sizeof(bodyfile), "%s.in", tmpl);
+        FILE *f = fopen(bodyfile, "w");
+        if (!f) die("fopen");
+        fputs(json, f);
+        fclose(f);
+    }
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd),
+             "curl -s -o '%s' -w '%%{http_code}' -X %s %s%s%s -H 'Content-Type: application/json' '%s'",
+             tmpl, method, json ? "--data-binary @'" : "", json ? bodyfile : "", json ? "'" : "", url);
+    FILE *p = popen(cmd, "r");
+    int code = 0;
+    if (p) {
+        if (fscanf(p, "%d", &code) != 1) code = 0;
+        pclose(p);
+    }
+    if (body) *body = qfs_test_read_file(tmpl, NULL);
+    unlink(tmpl);
+    if (json) unlink(bodyfile);
+    return code;
+}

@@ -62,6 +62,30 @@ void qfs_test_nats_stop(struct qfs_test_nats *n);
 int qfs_test_node_start(struct qfs_test_proc **proc, const char *name, const char *script,
                         const char *const args[], const char *log_path);
 
+/* The local stack (tools/stack) in dir: its environment as "K=V" strings for qfs_test_spawn. */
+struct qfs_test_stack {
+    char dir[512];
+    char **env;   /* NULL-terminated */
+    size_t nenv;
+};
+/* Runs `tools/stack up --dir dir` and reads dir/env. Aborts the test when the stack fails. */
+void qfs_test_stack_up(struct qfs_test_stack *st, const char *dir);
+/* The value of a variable of the stack's environment, or NULL. */
+const char *qfs_test_stack_get(const struct qfs_test_stack *st, const char *name);
+/* Adds or replaces a variable ("K=V", copied). */
+void qfs_test_stack_set(struct qfs_test_stack *st, const char *kv);
+/* Runs `tools/stack down` and frees the environment. */
+void qfs_test_stack_down(struct qfs_test_stack *st);
+
+/* Starts build/bin/qfs-<service> with the stack's environment plus extra ("K=V", NULL-terminated,
+ * may be NULL); its log goes to <stack dir>/logs/qfs-<service>[-<tag>].log. */
+struct qfs_test_proc *qfs_test_service_start(const struct qfs_test_stack *st, const char *service,
+                                             const char *tag, const char *const extra[]);
+
+/* An HTTP request to a simulator's admin API (curl underneath). Returns the HTTP code and, when
+ * body is not NULL, the response body (caller frees). */
+int qfs_test_http(const char *method, const char *url, const char *json, char **body);
+
 /* Polls fn(arg) every 20 ms until it returns true or timeout_ms passes. */
 bool qfs_test_eventually(bool (*fn)(void *arg), void *arg, int timeout_ms);
 

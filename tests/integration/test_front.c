@@ -1,0 +1,336 @@
+/* The front of the pipeline over the local stack: an ECS event delivered by EventBridge (aws-sim)
+ * reaches SQS, qfs-ingest and qfs-parser and ends as image records and skip records, including a
+ * cross-account lookup through STS, a denied lookup and a tag resolved to its digest; and killing
+ * ingest or the parser mid-flight neither loses nor duplicates anything. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <cjson/cJSON.h>
+#include <nats/nats.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "testlib.h"
+
+struct env {
+    char *dir;
+    struct qfs_test_stack stack;
+    struct qfs_test_proc *ingest, *parser;
+    natsConnection *nc;
+    jsCtx *js;
+};
+
+static const char *const service_env[] = {"QFS_HUB_ACCOUNT_ID=111122223333", "QFS_LOG_LEVEL=debug",
+                                          "QFS_SQS_VISIBILITY_TIMEOUT=10", "QFS_SQS_WAIT_SECONDS=1", NULL};
+
+static int setup(void **state)
+{
+    struct env *e = calloc(1, sizeof(*e));
+    e->dir = qfs_test_tmpdir("front");
+    qfs_test_stack_up(&e->stack, e->dir);
+    assert_int_equal(natsConnection_ConnectTo(&e->nc, qfs_test_stack_get(&e->stack, "QFS_NATS_URL")), NATS_OK);
+    assert_int_equal(natsConnection_JetStream(&e->js, e->nc, NULL), NATS_OK);
+    e->ingest = qfs_test_service_start(&e->stack, "ingest", NULL, service_env);
+    e->parser = qfs_test_service_start(&e->stack, "parser", NULL, service_env);
+    *state = e;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct env *e = *state;
+    qfs_test_proc_stop(e->ingest);
+    qfs_test_proc_stop(e->parser);
+    jsCtx_Destroy(e->js);
+    natsConnection_Destroy(e->nc);
+    qfs_test_stack_down(&e->stack);
+    qfs_test_rmrf(e->dir);
+    free(e->dir);
+    free(e);
+    return 0;
+}
+
+/* Puts an event on the hub's default bus as AWS would, after a member account's or region's rule
+ * forwarded it there (aws-sim's /_sim/events/deliver): the envelope keeps its own account. */
+static void deliver(struct env *e, const char *event_json)
+{
+    char url[512];
+    snprintf(url, sizeof(url), "%s/_sim/events/deliver", qfs_test_stack_get(&e->stack, "QFS_SIM_AWS_URL"));
+    char *req = NULL;
+    if (asprintf(&req, "{\"event\":%s,\"bus\":\"default\",\"bus_account\":\"111122223333\","
+                       "\"bus_region\":\"eu-west-1\"}", event_json) < 0)
+        abort();
+    char *body = NULL;
+    int code = qfs_test_http("POST", url, req, &body);
+    free(req);
+    if (code != 200) fail_msg("deliver failed: %d %s", code, body ? body : "");
+    free(body);
+}
+
+static char *event(const char *id, const char *account, const char *region, const char *detail)
+{
+    char *s = NULL;
+    if (asprintf(&s,
+                 "{\"version\":\"0\",\"id\":\"%s\",\"detail-type\":\"AWS API Call via CloudTrail\","
+                 "\"source\":\"aws.ecs\",\"account\":\"%s\",\"time\":\"2026-05-01T10:00:00Z\","
+                 "\"region\":\"%s\",\"resources\":[],\"detail\":%s}",
+                 id, account, region, detail) < 0)
+        abort();
+    return s;
+}
+
+/* Every stored message on filter, read through an ephemeral JetStream consumer from the start. */
+static cJSON *stored(struct env *e, const char *filter)
+{
+    cJSON *list = cJSON_CreateArray();
+    natsSubscription *sub = NULL;
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Config.DeliverPolicy = js_DeliverAll;
+    so.Config.AckPolicy = js_AckNone;
+    jsErrCode jerr = 0;
+    if (js_SubscribeSync(&sub, e->js, filter, NULL, &so, &jerr) != NATS_OK) return list;
+    natsMsg *m = NULL;
+    while (natsSubscription_NextMsg(&m, sub, 300) == NATS_OK) {
+        cJSON *j = cJSON_ParseWithLength(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m));
+        const char *id = NULL;
+        natsMsgHeader_Get(m, "Nats-Msg-Id", &id);
+        if (j && id) cJSON_AddStringToObject(j, "_msg_id", id);
+        if (j) cJSON_AddItemToArray(list, j);
+        natsMsg_Destroy(m);
+    }
+    natsSubscription_Unsubscribe(sub);
+    natsSubscription_Destroy(sub);
+    return list;
+}
+
+/* Messages on filter whose event_id is id. */
+static int count_for(struct env *e, const char *filter, const char *id, cJSON **last)
+{
+    cJSON *list = stored(e, filter);
+    int n = 0;
+    const cJSON *m;
+    cJSON_ArrayForEach(m, list) {
+        const cJSON *ev = cJSON_GetObjectItem(m, "event_id");
+        const cJSON *top = cJSON_GetObjectItem(m, "id");
+        const char *got = cJSON_IsString(ev) ? ev->valuestring : cJSON_IsString(top) ? top->valuestring : "";
+        if (strcmp(got, id) != 0) continue;
+        n++;
+        if (last) {
+            cJSON_Delete(*last);
+            *last = cJSON_Duplicate(m, true);
+        }
+    }
+    cJSON_Delete(list);
+    return n;
+}
+
+struct wait_arg {
+    struct env *e;
+    const char *filter, *id;
+    int want;
+};
+
+static bool has_count(void *arg)
+{
+    struct wait_arg *w = arg;
+    return count_for(w->e, w->filter, w->id, NULL) >= w->want;
+}
+
+static cJSON *wait_for(struct env *e, const char *filter, const char *id)
+{
+    struct wait_arg w = {e, filter, id, 1};
+    if (!qfs_test_eventually(has_count, &w, 30000)) {
+        qfs_test_proc_dump_log(e->ingest, 20);
+        qfs_test_proc_dump_log(e->parser, 30);
+        fail_msg("nothing on %s for %s", filter, id);
+    }
+    cJSON *last = NULL;
+    count_for(e, filter, id, &last);
+    return last;
+}
+
+static void test_register_task_definition_resolves_digest(void **state)
+{
+    struct env *e = *state;
+    char *ev = event("evt-register-1", "111122223333", "eu-west-1",
+                     "{\"eventVersion\":\"1.11\",\"eventSource\":\"ecs.amazonaws.com\","
+                     "\"eventName\":\"RegisterTaskDefinition\",\"awsRegion\":\"eu-west-1\","
+                     "\"eventTime\":\"2026-05-01T10:00:00Z\",\"recipientAccountId\":\"111122223333\","
+                     "\"userIdentity\":{\"arn\":\"arn:aws:sts::111122223333:assumed-role/ci/run-1\"},"
+                     "\"requestParameters\":{\"family\":\"web\"},\"responseElements\":{\"taskDefinition\":{"
+                     "\"taskDefinitionArn\":\"arn:aws:ecs:eu-west-1:111122223333:task-definition/web:42\","
+                     "\"containerDefinitions\":[{\"name\":\"app\",\"image\":"
+                     "\"111122223333.dkr.ecr.eu-west-1.amazonaws.com/web:1.4.2\"},{\"name\":\"proxy\","
+                     "\"image\":\"nginx:1.25\"}]}},\"eventID\":\"ct-1\"}");
+    deliver(e, ev);
+    free(ev);
+    cJSON *img = wait_for(e, "qfs.images.>", "evt-register-1");
+    assert_string_equal(cJSON_GetObjectItem(img, "repository")->valuestring, "web");
+    assert_string_equal(cJSON_GetObjectItem(img, "tag")->valuestring, "1.4.2");
+    /* The digest the seed gives web:1.4.2 in ECR: the tag was resolved through DescribeImages. */
+    assert_string_equal(cJSON_GetObjectItem(img, "digest")->valuestring,
+                        "sha256:7dcb2c37f2269d5b5422dd0337357c380d4f03477105600ed4629900c29f6d0c");
+    assert_string_equal(cJSON_GetObjectItem(img, "principal")->valuestring,
+                        "arn:aws:sts::111122223333:assumed-role/ci/run-1");
+    cJSON_Delete(img);
+    cJSON *skip = wait_for(e, "qfs.scans.skipped.>", "evt-register-1");
+    assert_string_equal(cJSON_GetObjectItem(skip, "reason")->valuestring, "not_ecr");
+    assert_string_equal(cJSON_GetObjectItem(skip, "image")->valuestring, "nginx:1.25");
+    cJSON_Delete(skip);
+}
+
+static void test_cross_account_lookup_through_sts(void **state)
+{
+    struct env *e = *state;
+    /* A RunTask in 222233334444 whose response names no images: the parser must assume
+     * QfsEcsDescribeRole there, describe migrate:7, and resolve the tag in that account's ECR. */
+    char *ev = event("evt-runtask-x", "222233334444", "us-east-1",
+                     "{\"eventVersion\":\"1.11\",\"eventSource\":\"ecs.amazonaws.com\",\"eventName\":\"RunTask\","
+                     "\"awsRegion\":\"us-east-1\",\"eventTime\":\"2026-05-01T10:00:00Z\","
+                     "\"recipientAccountId\":\"222233334444\",\"requestParameters\":{\"cluster\":\"batch\","
+                     "\"taskDefinition\":\"migrate\"},\"responseElements\":{\"failures\":[],\"tasks\":[{"
+                     "\"taskArn\":\"arn:aws:ecs:us-east-1:222233334444:task/batch/0f1e\","
+                     "\"taskDefinitionArn\":\"arn:aws:ecs:us-east-1:222233334444:task-definition/migrate:7\","
+                     "\"clusterArn\":\"arn:aws:ecs:us-east-1:222233334444:cluster/batch\","
+                     "\"containers\":[{\"name\":\"migrate\"}]}]},\"eventID\":\"ct-2\"}");
+    deliver(e, ev);
+    free(ev);
+    cJSON *img = wait_for(e, "qfs.images.>", "evt-runtask-x");
+    assert_string_equal(cJSON_GetObjectItem(img, "account")->valuestring, "222233334444");
+    assert_string_equal(cJSON_GetObjectItem(img, "region")->valuestring, "us-east-1");
+    assert_string_equal(cJSON_GetObjectItem(img, "repository")->valuestring, "batch/migrate");
+    assert_true(cJSON_IsString(cJSON_GetObjectItem(img, "digest")));
+    assert_string_equal(cJSON_GetObjectItem(img, "task_definition_arn")->valuestring,
+                        "arn:aws:ecs:us-east-1:222233334444:task-definition/migrate:7");
+    cJSON_Delete(img);
+}
+
+static void test_denied_lookup_is_a_skip(void **state)
+{
+    struct env *e = *state;
+    /* 333344445555 has no QfsEcsDescribeRole: the lookup is denied and says so. */
+    char *ev = event("evt-denied", "333344445555", "eu-west-1",
+                     "{\"eventVersion\":\"1.11\",\"eventSource\":\"ecs.amazonaws.com\",\"eventName\":\"UpdateService\","
+                     "\"awsRegion\":\"eu-west-1\",\"eventTime\":\"2026-05-01T10:00:00Z\","
+                     "\"recipientAccountId\":\"333344445555\",\"requestParameters\":{\"service\":\"api\"},"
+                     "\"responseElements\":{\"service\":{\"serviceName\":\"api\","
+                     "\"taskDefinition\":\"arn:aws:ecs:eu-west-1:333344445555:task-definition/api:3\"}},"
+                     "\"eventID\":\"ct-3\"}");
+    deliver(e, ev);
+    free(ev);
+    cJSON *skip = wait_for(e, "qfs.scans.skipped.>", "evt-denied");
+    assert_string_equal(cJSON_GetObjectItem(skip, "reason")->valuestring, "access_denied");
+    assert_string_equal(cJSON_GetObjectItem(skip, "service")->valuestring, "api");
+    cJSON_Delete(skip);
+    assert_int_equal(count_for(e, "qfs.images.>", "evt-denied", NULL), 0);
+}
+
+static void set_fault(struct env *e, const char *json)
+{
+    char url[512];
+    snprintf(url, sizeof(url), "%s/_sim/faults", qfs_test_stack_get(&e->stack, "QFS_SIM_AWS_URL"));
+    assert_int_equal(qfs_test_http("POST", url, json, NULL) / 100, 2);
+}
+
+static void clear_faults(struct env *e)
+{
+    char url[512];
+    snprintf(url, sizeof(url), "%s/_sim/faults", qfs_test_stack_get(&e->stack, "QFS_SIM_AWS_URL"));
+    qfs_test_http("DELETE", url, NULL, NULL);
+}
+
+/* True when the events queue holds no message, visible or in flight. */
+static bool queue_empty(void *arg)
+{
+    struct env *e = arg;
+    char url[512];
+    snprintf(url, sizeof(url), "%s/_sim/sqs/messages?queue=qfs-events",
+             qfs_test_stack_get(&e->stack, "QFS_SIM_AWS_URL"));
+    char *body = NULL;
+    int code = qfs_test_http("GET", url, NULL, &body);
+    bool empty = code == 200 && body && !strstr(body, "message_id");
+    free(body);
+    return empty;
+}
+
+static void test_ingest_killed_between_publish_and_delete(void **state)
+{
+    struct env *e = *state;
+    /* Deletes hang, so ingest has published but not deleted when it is killed. */
+    set_fault(e, "{\"service\":\"sqs\",\"operation\":\"DeleteMessageBatch\",\"latency_ms\":30000}");
+    char *ev = event("evt-kill-ingest", "111122223333", "eu-west-1",
+                     "{\"eventVersion\":\"1.11\",\"eventSource\":\"ecs.amazonaws.com\","
+                     "\"eventName\":\"RegisterTaskDefinition\",\"awsRegion\":\"eu-west-1\","
+                     "\"eventTime\":\"2026-05-01T10:00:00Z\",\"recipientAccountId\":\"111122223333\","
+                     "\"responseElements\":{\"taskDefinition\":{"
+                     "\"taskDefinitionArn\":\"arn:aws:ecs:eu-west-1:111122223333:task-definition/worker:3\","
+                     "\"containerDefinitions\":[{\"name\":\"w\",\"image\":"
+                     "\"111122223333.dkr.ecr.eu-west-1.amazonaws.com/worker:2.0.0\"}]}},\"eventID\":\"ct-4\"}");
+    deliver(e, ev);
+    free(ev);
+    cJSON *img = wait_for(e, "qfs.images.>", "evt-kill-ingest");
+    cJSON_Delete(img);
+    qfs_test_proc_signal(e->ingest, SIGKILL);
+    qfs_test_proc_wait(e->ingest, 5000, NULL);
+    qfs_test_proc_stop(e->ingest);
+    clear_faults(e);
+    /* The message reappears after its visibility timeout and is received again. */
+    e->ingest = qfs_test_service_start(&e->stack, "ingest", "restarted", service_env);
+    /* The restarted ingest receives it again, republishes it and deletes it this time. */
+    if (!qfs_test_eventually(queue_empty, e, 40000)) {
+        qfs_test_proc_dump_log(e->ingest, 30);
+        fail_msg("the message was never deleted after the restart");
+    }
+    /* The stream dropped the republished copy: exactly one event and one image record. */
+    assert_int_equal(count_for(e, "qfs.events.>", "evt-kill-ingest", NULL), 1);
+    assert_int_equal(count_for(e, "qfs.images.>", "evt-kill-ingest", NULL), 1);
+}
+
+static void test_parser_killed_mid_burst(void **state)
+{
+    struct env *e = *state;
+    char ids[30][32];
+    for (int i = 0; i < 30; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "evt-burst-%02d", i);
+        char *ev = event(ids[i], "111122223333", "eu-west-1",
+                         "{\"eventVersion\":\"1.11\",\"eventSource\":\"ecs.amazonaws.com\","
+                         "\"eventName\":\"RegisterTaskDefinition\",\"awsRegion\":\"eu-west-1\","
+                         "\"eventTime\":\"2026-05-01T10:00:00Z\",\"recipientAccountId\":\"111122223333\","
+                         "\"responseElements\":{\"taskDefinition\":{"
+                         "\"taskDefinitionArn\":\"arn:aws:ecs:eu-west-1:111122223333:task-definition/side:1\","
+                         "\"containerDefinitions\":[{\"name\":\"s\",\"image\":"
+                         "\"111122223333.dkr.ecr.eu-west-1.amazonaws.com/sidecar:0.9.1\"}]}}}");
+        deliver(e, ev);
+        free(ev);
+        if (i == 10) {
+            qfs_test_proc_signal(e->parser, SIGKILL);
+            qfs_test_proc_wait(e->parser, 5000, NULL);
+            qfs_test_proc_stop(e->parser);
+            e->parser = qfs_test_service_start(&e->stack, "parser", "restarted", service_env);
+        }
+    }
+    for (int i = 0; i < 30; i++) {
+        cJSON *img = wait_for(e, "qfs.images.>", ids[i]);
+        cJSON_Delete(img);
+    }
+    /* Redelivered events republish the same ids; the stream keeps one record each. */
+    for (int i = 0; i < 30; i++) assert_int_equal(count_for(e, "qfs.images.>", ids[i], NULL), 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_register_task_definition_resolves_digest),
+        cmocka_unit_test(test_cross_account_lookup_through_sts),
+        cmocka_unit_test(test_denied_lookup_is_a_skip),
+        cmocka_unit_test(test_ingest_killed_between_publish_and_delete),
+        cmocka_unit_test(test_parser_killed_mid_burst),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
