@@ -26,7 +26,9 @@ struct env {
 };
 
 static const char *const service_env[] = {"QFS_HUB_ACCOUNT_ID=111122223333", "QFS_LOG_LEVEL=debug",
-                                          "QFS_SQS_VISIBILITY_TIMEOUT=10", "QFS_SQS_WAIT_SECONDS=1", NULL};
+                                          "QFS_SQS_VISIBILITY_TIMEOUT=10", "QFS_SQS_WAIT_SECONDS=1",
+                                          /* A killed process's messages come back this soon. */
+                                          "QFS_ACK_WAIT=5s", NULL};
 
 static int setup(void **state)
 {
