@@ -736,3 +736,29 @@ qfs_status qfs__pe_finish(cJSON *root, qfs_status check, const char *err, enum q
     *json_out = s;
     return QFS_OK;
 }
+
+qfs_status qfs__pd_decode(const char *json, size_t len, void *out, size_t size,
+                          qfs__from_json_fn from_json, char *err, size_t errlen)
+{
+    memset(out, 0, size);
+    struct qfs__pd d;
+    qfs__pd_init(&d, err, errlen);
+    cJSON *root;
+    qfs_status s = qfs__pd_parse(&d, json, len, QFS_PROTO_MAX_BYTES, &root);
+    if (s == QFS_OK) s = from_json(root, out, &d);
+    cJSON_Delete(root);
+    return s;
+}
+
+qfs_status qfs__pe_checked(cJSON *root, size_t size, qfs__from_json_fn from_json,
+                           qfs__cleanup_fn cleanup, enum qfs_schema schema, char **json_out)
+{
+    char err[256];
+    struct qfs__pd d;
+    qfs__pd_init(&d, err, sizeof(err));
+    void *check = qfs_xcalloc(1, size);
+    qfs_status s = from_json(root, check, &d);
+    cleanup(check);
+    free(check);
+    return qfs__pe_finish(root, s, err, schema, json_out);
+}

@@ -131,8 +131,9 @@ static qfs_status headers_from_json(struct qfs__pd *d, const cJSON *root, struct
     return QFS_OK;
 }
 
-static qfs_status from_json(const cJSON *root, struct qfs_dlq_entry *out, struct qfs__pd *d)
+static qfs_status from_json(const cJSON *root, void *outp, struct qfs__pd *d)
 {
+    struct qfs_dlq_entry *out = outp;
     static const char *const keys[] = {"schema", "service", "reason", "status", "original_subject",
                                        "headers", "payload", "payload_encoding", "payload_size",
                                        "payload_truncated", "delivery_count", "time", "trace_id"};
@@ -190,6 +191,12 @@ static bool is_text(const char *p, size_t n)
     return !memchr(p, '\0', n) && qfs_utf8_is_valid(p, n);
 }
 
+/* qfs_dlq_entry_cleanup for qfs__pe_checked. */
+static void qfs_dlq_entry_cleanup_any(void *m)
+{
+    qfs_dlq_entry_cleanup(m);
+}
+
 static qfs_status encode(const struct qfs_dlq_entry *m, bool force_base64, char **json_out)
 {
     qfs_assert(m->payload || m->payload_len == 0);
@@ -228,13 +235,8 @@ static qfs_status encode(const struct qfs_dlq_entry *m, bool force_base64, char 
     qfs__pe_str(root, "time", m->time);
     qfs__pe_str(root, "trace_id", m->trace_id);
 
-    char err[256];
-    struct qfs__pd d;
-    qfs__pd_init(&d, err, sizeof(err));
-    struct qfs_dlq_entry check;
-    qfs_status s = from_json(root, &check, &d);
-    qfs_dlq_entry_cleanup(&check);
-    return qfs__pe_finish(root, s, err, QFS_SCHEMA_DLQ, json_out);
+    return qfs__pe_checked(root, sizeof(struct qfs_dlq_entry), from_json, qfs_dlq_entry_cleanup_any,
+                           QFS_SCHEMA_DLQ, json_out);
 }
 
 qfs_status qfs_dlq_entry_encode(const struct qfs_dlq_entry *m, char **json_out)
@@ -248,14 +250,7 @@ qfs_status qfs_dlq_entry_encode(const struct qfs_dlq_entry *m, char **json_out)
 qfs_status qfs_dlq_entry_decode(const char *json, size_t len, struct qfs_dlq_entry *out, char *err,
                                 size_t errlen)
 {
-    memset(out, 0, sizeof(*out));
-    struct qfs__pd d;
-    qfs__pd_init(&d, err, errlen);
-    cJSON *root;
-    qfs_status s = qfs__pd_parse(&d, json, len, QFS_PROTO_MAX_BYTES, &root);
-    if (s == QFS_OK) s = from_json(root, out, &d);
-    cJSON_Delete(root);
-    return s;
+    return qfs__pd_decode(json, len, out, sizeof(*out), from_json, err, errlen);
 }
 
 void qfs_dlq_entry_cleanup(struct qfs_dlq_entry *m)

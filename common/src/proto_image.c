@@ -9,8 +9,9 @@
 static const char *const keys[] = {"schema", QFS__IMAGE_ID_KEYS, "digest_unresolved",
                                    "cache_fail_open", QFS__DEPLOY_KEYS};
 
-static qfs_status from_json(const cJSON *root, struct qfs_image_record *out, struct qfs__pd *d)
+static qfs_status from_json(const cJSON *root, void *outp, struct qfs__pd *d)
 {
+    struct qfs_image_record *out = outp;
     memset(out, 0, sizeof(*out));
     qfs_status s = qfs__pd_object(d, root, NULL, keys, sizeof(keys) / sizeof(*keys), true);
     if (s == QFS_OK) s = qfs__pd_schema(d, root, QFS_SCHEMA_IMAGE);
@@ -28,6 +29,12 @@ static qfs_status from_json(const cJSON *root, struct qfs_image_record *out, str
     return s;
 }
 
+/* qfs_image_record_cleanup for qfs__pe_checked. */
+static void qfs_image_record_cleanup_any(void *m)
+{
+    qfs_image_record_cleanup(m);
+}
+
 qfs_status qfs_image_record_encode(const struct qfs_image_record *m, char **json_out)
 {
     cJSON *root = qfs__pe_object();
@@ -37,26 +44,14 @@ qfs_status qfs_image_record_encode(const struct qfs_image_record *m, char **json
     qfs__pe_bool(root, "cache_fail_open", m->cache_fail_open);
     qfs__pe_deploy(root, &m->deploy);
 
-    char err[256];
-    struct qfs__pd d;
-    qfs__pd_init(&d, err, sizeof(err));
-    struct qfs_image_record check;
-    qfs_status s = from_json(root, &check, &d);
-    qfs_image_record_cleanup(&check);
-    return qfs__pe_finish(root, s, err, QFS_SCHEMA_IMAGE, json_out);
+    return qfs__pe_checked(root, sizeof(struct qfs_image_record), from_json, qfs_image_record_cleanup_any,
+                           QFS_SCHEMA_IMAGE, json_out);
 }
 
 qfs_status qfs_image_record_decode(const char *json, size_t len, struct qfs_image_record *out,
                                    char *err, size_t errlen)
 {
-    memset(out, 0, sizeof(*out));
-    struct qfs__pd d;
-    qfs__pd_init(&d, err, errlen);
-    cJSON *root;
-    qfs_status s = qfs__pd_parse(&d, json, len, QFS_PROTO_MAX_BYTES, &root);
-    if (s == QFS_OK) s = from_json(root, out, &d);
-    cJSON_Delete(root);
-    return s;
+    return qfs__pd_decode(json, len, out, sizeof(*out), from_json, err, errlen);
 }
 
 void qfs_image_record_cleanup(struct qfs_image_record *m)

@@ -83,8 +83,9 @@ static const struct qfs__pd_str str_subject = {1, 99, true, check_subject, "prin
 static const struct qfs__pd_str str_message_id = {1, 100, true, check_message_id,
                                                   "[A-Za-z0-9-]+"};
 
-static qfs_status from_json(const cJSON *root, struct qfs_notification *out, struct qfs__pd *d)
+static qfs_status from_json(const cJSON *root, void *outp, struct qfs__pd *d)
 {
+    struct qfs_notification *out = outp;
     static const char *const keys[] = {
         "schema", "decision", "reason", "source", QFS__IMAGE_ID_KEYS, "generation", "severity",
         "counts", "failure_reason", "topic_arn", "subject", "sns_message_id", "findings_sent",
@@ -156,6 +157,12 @@ static qfs_status from_json(const cJSON *root, struct qfs_notification *out, str
     return s;
 }
 
+/* qfs_notification_cleanup for qfs__pe_checked. */
+static void qfs_notification_cleanup_any(void *m)
+{
+    qfs_notification_cleanup(m);
+}
+
 qfs_status qfs_notification_encode(const struct qfs_notification *m, char **json_out)
 {
     bool result = m->source == QFS_NOTIFY_SOURCE_SCAN_RESULT;
@@ -177,26 +184,14 @@ qfs_status qfs_notification_encode(const struct qfs_notification *m, char **json
     qfs__pe_int(root, "findings_omitted", m->findings_omitted);
     qfs__pe_deploys(root, m->deploys, m->ndeploys);
     qfs__pe_str(root, "notified_at", m->notified_at);
-    char err[256];
-    struct qfs__pd d;
-    qfs__pd_init(&d, err, sizeof(err));
-    struct qfs_notification check;
-    qfs_status s = from_json(root, &check, &d);
-    qfs_notification_cleanup(&check);
-    return qfs__pe_finish(root, s, err, QFS_SCHEMA_NOTIFICATION, json_out);
+    return qfs__pe_checked(root, sizeof(struct qfs_notification), from_json, qfs_notification_cleanup_any,
+                           QFS_SCHEMA_NOTIFICATION, json_out);
 }
 
 qfs_status qfs_notification_decode(const char *json, size_t len, struct qfs_notification *out,
                                    char *err, size_t errlen)
 {
-    memset(out, 0, sizeof(*out));
-    struct qfs__pd d;
-    qfs__pd_init(&d, err, errlen);
-    cJSON *root;
-    qfs_status s = qfs__pd_parse(&d, json, len, QFS_PROTO_MAX_BYTES, &root);
-    if (s == QFS_OK) s = from_json(root, out, &d);
-    cJSON_Delete(root);
-    return s;
+    return qfs__pd_decode(json, len, out, sizeof(*out), from_json, err, errlen);
 }
 
 void qfs_notification_cleanup(struct qfs_notification *m)

@@ -186,6 +186,30 @@ static void findings_to_json(cJSON *obj, const struct qfs_finding *f, size_t n)
 
 #define COUNT_MAX 1000000000
 
+/* qfs_scan_failure_cleanup for qfs__pe_checked. */
+static void qfs_scan_failure_cleanup_any(void *m)
+{
+    qfs_scan_failure_cleanup(m);
+}
+
+/* qfs_scan_ready_cleanup for qfs__pe_checked. */
+static void qfs_scan_ready_cleanup_any(void *m)
+{
+    qfs_scan_ready_cleanup(m);
+}
+
+/* qfs_scan_request_cleanup for qfs__pe_checked. */
+static void qfs_scan_request_cleanup_any(void *m)
+{
+    qfs_scan_request_cleanup(m);
+}
+
+/* qfs_scan_result_cleanup for qfs__pe_checked. */
+static void qfs_scan_result_cleanup_any(void *m)
+{
+    qfs_scan_result_cleanup(m);
+}
+
 qfs_status qfs__pd_counts(struct qfs__pd *d, const cJSON *obj, const char *name, bool nullable,
                           struct qfs_severity_counts *out, bool *is_null)
 {
@@ -306,9 +330,9 @@ static void request_to_json(cJSON *root, const struct qfs_scan_request *m)
     qfs__pe_deploys(root, m->deploys, m->ndeploys);
 }
 
-static qfs_status request_from_json(const cJSON *root, struct qfs_scan_request *out,
-                                    struct qfs__pd *d)
+static qfs_status request_from_json(const cJSON *root, void *outp, struct qfs__pd *d)
 {
+    struct qfs_scan_request *out = outp;
     static const char *const keys[] = {REQUEST_KEYS};
     memset(out, 0, sizeof(*out));
     qfs_status s = qfs__pd_object(d, root, NULL, keys, sizeof(keys) / sizeof(*keys), true);
@@ -323,26 +347,14 @@ qfs_status qfs_scan_request_encode(const struct qfs_scan_request *m, char **json
     cJSON *root = qfs__pe_object();
     qfs__pe_str(root, "schema", qfs_schema_name(QFS_SCHEMA_SCAN_REQUEST));
     request_to_json(root, m);
-    char err[256];
-    struct qfs__pd d;
-    qfs__pd_init(&d, err, sizeof(err));
-    struct qfs_scan_request check;
-    qfs_status s = request_from_json(root, &check, &d);
-    qfs_scan_request_cleanup(&check);
-    return qfs__pe_finish(root, s, err, QFS_SCHEMA_SCAN_REQUEST, json_out);
+    return qfs__pe_checked(root, sizeof(struct qfs_scan_request), request_from_json, qfs_scan_request_cleanup_any,
+                           QFS_SCHEMA_SCAN_REQUEST, json_out);
 }
 
 qfs_status qfs_scan_request_decode(const char *json, size_t len, struct qfs_scan_request *out,
                                    char *err, size_t errlen)
 {
-    memset(out, 0, sizeof(*out));
-    struct qfs__pd d;
-    qfs__pd_init(&d, err, errlen);
-    cJSON *root;
-    qfs_status s = qfs__pd_parse(&d, json, len, QFS_PROTO_MAX_BYTES, &root);
-    if (s == QFS_OK) s = request_from_json(root, out, &d);
-    cJSON_Delete(root);
-    return s;
+    return qfs__pd_decode(json, len, out, sizeof(*out), request_from_json, err, errlen);
 }
 
 void qfs_scan_request_cleanup(struct qfs_scan_request *m)
@@ -354,8 +366,9 @@ void qfs_scan_request_cleanup(struct qfs_scan_request *m)
     memset(m, 0, sizeof(*m));
 }
 
-static qfs_status ready_from_json(const cJSON *root, struct qfs_scan_ready *out, struct qfs__pd *d)
+static qfs_status ready_from_json(const cJSON *root, void *outp, struct qfs__pd *d)
 {
+    struct qfs_scan_ready *out = outp;
     static const char *const keys[] = {REQUEST_KEYS, "registry_uuid"};
     memset(out, 0, sizeof(*out));
     qfs_status s = qfs__pd_object(d, root, NULL, keys, sizeof(keys) / sizeof(*keys), true);
@@ -372,26 +385,14 @@ qfs_status qfs_scan_ready_encode(const struct qfs_scan_ready *m, char **json_out
     qfs__pe_str(root, "schema", qfs_schema_name(QFS_SCHEMA_SCAN_READY));
     request_to_json(root, &m->request);
     qfs__pe_str(root, "registry_uuid", m->registry_uuid);
-    char err[256];
-    struct qfs__pd d;
-    qfs__pd_init(&d, err, sizeof(err));
-    struct qfs_scan_ready check;
-    qfs_status s = ready_from_json(root, &check, &d);
-    qfs_scan_ready_cleanup(&check);
-    return qfs__pe_finish(root, s, err, QFS_SCHEMA_SCAN_READY, json_out);
+    return qfs__pe_checked(root, sizeof(struct qfs_scan_ready), ready_from_json, qfs_scan_ready_cleanup_any,
+                           QFS_SCHEMA_SCAN_READY, json_out);
 }
 
 qfs_status qfs_scan_ready_decode(const char *json, size_t len, struct qfs_scan_ready *out,
                                  char *err, size_t errlen)
 {
-    memset(out, 0, sizeof(*out));
-    struct qfs__pd d;
-    qfs__pd_init(&d, err, errlen);
-    cJSON *root;
-    qfs_status s = qfs__pd_parse(&d, json, len, QFS_PROTO_MAX_BYTES, &root);
-    if (s == QFS_OK) s = ready_from_json(root, out, &d);
-    cJSON_Delete(root);
-    return s;
+    return qfs__pd_decode(json, len, out, sizeof(*out), ready_from_json, err, errlen);
 }
 
 void qfs_scan_ready_cleanup(struct qfs_scan_ready *m)
@@ -404,9 +405,9 @@ void qfs_scan_ready_cleanup(struct qfs_scan_ready *m)
 
 /* ---- result ---------------------------------------------------------------------------------- */
 
-static qfs_status result_from_json(const cJSON *root, struct qfs_scan_result *out,
-                                   struct qfs__pd *d)
+static qfs_status result_from_json(const cJSON *root, void *outp, struct qfs__pd *d)
 {
+    struct qfs_scan_result *out = outp;
     static const char *const keys[] = {"schema", QFS__IMAGE_ID_KEYS, "generation", "registry_uuid",
                                        "qualys_image_sha", "counts", "total", "patchable",
                                        "findings", "scanned_at", "deploys"};
@@ -443,26 +444,14 @@ qfs_status qfs_scan_result_encode(const struct qfs_scan_result *m, char **json_o
     findings_to_json(root, m->findings, m->nfindings);
     qfs__pe_str(root, "scanned_at", m->scanned_at);
     qfs__pe_deploys(root, m->deploys, m->ndeploys);
-    char err[256];
-    struct qfs__pd d;
-    qfs__pd_init(&d, err, sizeof(err));
-    struct qfs_scan_result check;
-    qfs_status s = result_from_json(root, &check, &d);
-    qfs_scan_result_cleanup(&check);
-    return qfs__pe_finish(root, s, err, QFS_SCHEMA_SCAN_RESULT, json_out);
+    return qfs__pe_checked(root, sizeof(struct qfs_scan_result), result_from_json, qfs_scan_result_cleanup_any,
+                           QFS_SCHEMA_SCAN_RESULT, json_out);
 }
 
 qfs_status qfs_scan_result_decode(const char *json, size_t len, struct qfs_scan_result *out,
                                   char *err, size_t errlen)
 {
-    memset(out, 0, sizeof(*out));
-    struct qfs__pd d;
-    qfs__pd_init(&d, err, errlen);
-    cJSON *root;
-    qfs_status s = qfs__pd_parse(&d, json, len, QFS_PROTO_MAX_BYTES, &root);
-    if (s == QFS_OK) s = result_from_json(root, out, &d);
-    cJSON_Delete(root);
-    return s;
+    return qfs__pd_decode(json, len, out, sizeof(*out), result_from_json, err, errlen);
 }
 
 void qfs_scan_result_cleanup(struct qfs_scan_result *m)
@@ -479,9 +468,9 @@ void qfs_scan_result_cleanup(struct qfs_scan_result *m)
 
 /* ---- failure --------------------------------------------------------------------------------- */
 
-static qfs_status failure_from_json(const cJSON *root, struct qfs_scan_failure *out,
-                                    struct qfs__pd *d)
+static qfs_status failure_from_json(const cJSON *root, void *outp, struct qfs__pd *d)
 {
+    struct qfs_scan_failure *out = outp;
     static const char *const keys[] = {"schema", QFS__IMAGE_ID_KEYS, "generation", "registry_uuid",
                                        "reason", "detail", "qualys_error_code",
                                        "qualys_error_message", "poll_attempts", "failed_at",
@@ -526,26 +515,14 @@ qfs_status qfs_scan_failure_encode(const struct qfs_scan_failure *m, char **json
     qfs__pe_int(root, "poll_attempts", m->poll_attempts);
     qfs__pe_str(root, "failed_at", m->failed_at);
     qfs__pe_deploys(root, m->deploys, m->ndeploys);
-    char err[256];
-    struct qfs__pd d;
-    qfs__pd_init(&d, err, sizeof(err));
-    struct qfs_scan_failure check;
-    qfs_status s = failure_from_json(root, &check, &d);
-    qfs_scan_failure_cleanup(&check);
-    return qfs__pe_finish(root, s, err, QFS_SCHEMA_SCAN_FAILURE, json_out);
+    return qfs__pe_checked(root, sizeof(struct qfs_scan_failure), failure_from_json, qfs_scan_failure_cleanup_any,
+                           QFS_SCHEMA_SCAN_FAILURE, json_out);
 }
 
 qfs_status qfs_scan_failure_decode(const char *json, size_t len, struct qfs_scan_failure *out,
                                    char *err, size_t errlen)
 {
-    memset(out, 0, sizeof(*out));
-    struct qfs__pd d;
-    qfs__pd_init(&d, err, errlen);
-    cJSON *root;
-    qfs_status s = qfs__pd_parse(&d, json, len, QFS_PROTO_MAX_BYTES, &root);
-    if (s == QFS_OK) s = failure_from_json(root, out, &d);
-    cJSON_Delete(root);
-    return s;
+    return qfs__pd_decode(json, len, out, sizeof(*out), failure_from_json, err, errlen);
 }
 
 void qfs_scan_failure_cleanup(struct qfs_scan_failure *m)

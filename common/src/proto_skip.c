@@ -36,8 +36,9 @@ bool qfs_skip_reason_parse(const char *name, enum qfs_skip_reason *out)
     return false;
 }
 
-static qfs_status from_json(const cJSON *root, struct qfs_skip *out, struct qfs__pd *d)
+static qfs_status from_json(const cJSON *root, void *outp, struct qfs__pd *d)
 {
+    struct qfs_skip *out = outp;
     static const char *const keys[] = {"schema", "reason", "detail", "account", "region", "image",
                                        "digest", "summary", QFS__DEPLOY_KEYS};
     memset(out, 0, sizeof(*out));
@@ -71,6 +72,12 @@ static qfs_status from_json(const cJSON *root, struct qfs_skip *out, struct qfs_
     return s;
 }
 
+/* qfs_skip_cleanup for qfs__pe_checked. */
+static void qfs_skip_cleanup_any(void *m)
+{
+    qfs_skip_cleanup(m);
+}
+
 qfs_status qfs_skip_encode(const struct qfs_skip *m, char **json_out)
 {
     cJSON *root = qfs__pe_object();
@@ -83,26 +90,14 @@ qfs_status qfs_skip_encode(const struct qfs_skip *m, char **json_out)
     qfs__pe_str(root, "digest", m->digest);
     qfs__pe_summary(root, "summary", m->summary);
     qfs__pe_deploy(root, &m->deploy);
-    char err[256];
-    struct qfs__pd d;
-    qfs__pd_init(&d, err, sizeof(err));
-    struct qfs_skip check;
-    qfs_status s = from_json(root, &check, &d);
-    qfs_skip_cleanup(&check);
-    return qfs__pe_finish(root, s, err, QFS_SCHEMA_SKIP, json_out);
+    return qfs__pe_checked(root, sizeof(struct qfs_skip), from_json, qfs_skip_cleanup_any,
+                           QFS_SCHEMA_SKIP, json_out);
 }
 
 qfs_status qfs_skip_decode(const char *json, size_t len, struct qfs_skip *out, char *err,
                            size_t errlen)
 {
-    memset(out, 0, sizeof(*out));
-    struct qfs__pd d;
-    qfs__pd_init(&d, err, errlen);
-    cJSON *root;
-    qfs_status s = qfs__pd_parse(&d, json, len, QFS_PROTO_MAX_BYTES, &root);
-    if (s == QFS_OK) s = from_json(root, out, &d);
-    cJSON_Delete(root);
-    return s;
+    return qfs__pd_decode(json, len, out, sizeof(*out), from_json, err, errlen);
 }
 
 void qfs_skip_cleanup(struct qfs_skip *m)

@@ -128,4 +128,17 @@ void qfs__pe_deploys(cJSON *obj, const struct qfs_deploy *deploys, size_t n);
 qfs_status qfs__pe_finish(cJSON *root, qfs_status check, const char *err, enum qfs_schema schema,
                           char **json_out);
 
+/* A message's validating reader (out is the message struct) and its cleanup. */
+typedef qfs_status (*qfs__from_json_fn)(const cJSON *root, void *out, struct qfs__pd *d);
+typedef void (*qfs__cleanup_fn)(void *m);
+
+/* The whole of a message decoder: zeroes out (size bytes), parses at most QFS_PROTO_MAX_BYTES of
+ * JSON and validates it into out with from_json. QFS_PROTOCOL with err naming the field. */
+qfs_status qfs__pd_decode(const char *json, size_t len, void *out, size_t size,
+                          qfs__from_json_fn from_json, char *err, size_t errlen);
+/* Ends an encoder: decodes root back into a scratch struct of size bytes with from_json, so C never
+ * publishes what it would reject, then finishes as qfs__pe_finish. Deletes root. */
+qfs_status qfs__pe_checked(cJSON *root, size_t size, qfs__from_json_fn from_json,
+                           qfs__cleanup_fn cleanup, enum qfs_schema schema, char **json_out);
+
 #endif
