@@ -1,0 +1,588 @@
+/* The parser's rules on in-memory events: parser_plan reads the event, parser_group turns its
+ * containers into ECR image records and skips, parser_build gives the messages and their ids. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "parser.h"
+#include "qfs/bus.h"
+#include "qfs/proto_event.h"
+#include "qfs/util.h"
+
+#define EVENT_ID "6a7e8feb-0000-4000-8000-000000000001"
+#define ACCOUNT "111122223333"
+#define OTHER "444455556666"
+#define REGION "eu-west-1"
+#define ECR_EU ACCOUNT ".dkr.ecr.eu-west-1.amazonaws.com"
+#define ECR_USE1 ACCOUNT ".dkr.ecr.us-east-1.amazonaws.com"
+#define TD_WEB "arn:aws:ecs:eu-west-1:" ACCOUNT ":task-definition/web:42"
+#define HEX_A "4e2a6c0d9b8f7e6d5c4b3a29181706f5e4d3c2b1a09f8e7d6c5b4a3928170605"
+#define HEX_B "9b1c7e0f3a2d4c5b6a79881726354433221100ffeeddccbbaa99887766554433"
+#define DIGEST_A "sha256:" HEX_A
+#define DIGEST_B "sha256:" HEX_B
+
+/* ---- building events --------------------------------------------------------------------------- */
+
+/* An EventBridge envelope around detail (a JSON object text). */
+static char *envelope(const char *detail_type, const char *detail)
+{
+    return qfs_xasprintf("{\"version\":\"0\",\"id\":\"" EVENT_ID "\",\"detail-type\":\"%s\","
+                         "\"source\":\"aws.ecs\",\"account\":\"" ACCOUNT "\","
+                         "\"time\":\"2026-05-01T10:00:00Z\",\"region\":\"" REGION "\","
+                         "\"resources\":[],\"detail\":%s}",
+                         detail_type, detail);
+}
+
+/* A CloudTrail API call event of that eventVersion; req and resp are JSON texts ("null"
+ * allowed), extra more detail fields or NULL. */
+static char *api_call_version(const char *version, const char *name, const char *req,
+                              const char *resp, const char *extra)
+{
+    char *detail = qfs_xasprintf(
+        "{\"eventVersion\":\"%s\",\"eventSource\":\"ecs.amazonaws.com\",\"eventName\":\"%s\","
+        "\"awsRegion\":\"" REGION "\",\"eventTime\":\"2026-05-01T10:00:00Z\","
+        "\"recipientAccountId\":\"" ACCOUNT "\",\"eventID\":\"0b5c2d4e-0000-4000-8000-000000000002\","
+        "\"userIdentity\":{\"type\":\"AssumedRole\","
+        "\"arn\":\"arn:aws:sts::" ACCOUNT ":assumed-role/ci-deploy/run-42\"},"
+        "\"requestParameters\":%s,\"responseElements\":%s%s%s}",
+        version, name, req, resp, extra ? "," : "", extra ? extra : "");
+    char *ev = envelope("AWS API Call via CloudTrail", detail);
+    free(detail);
+    return ev;
+}
+
+static char *api_call(const char *name, const char *req, const char *resp, const char *extra)
+{
+    return api_call_version("1.11", name, req, resp, extra);
+}
+
+/* A RegisterTaskDefinition of web:42 with the given containerDefinitions array text. */
+static char *register_event(const char *defs)
+{
+    char *resp = qfs_xasprintf("{\"taskDefinition\":{\"taskDefinitionArn\":\"" TD_WEB "\","
+                               "\"family\":\"web\",\"revision\":42,\"containerDefinitions\":%s}}",
+                               defs);
+    char *ev = api_call("RegisterTaskDefinition", "{\"family\":\"web\"}", resp, NULL);
+    free(resp);
+    return ev;
+}
+
+/* Decodes json and plans it; the test fails if the event does not decode. */
+static void plan_json(char *json, struct parser_plan *plan)
+{
+    struct qfs_event ev;
+    char err[256];
+    qfs_status s = qfs_event_decode(json, strlen(json), &ev, err, sizeof(err));
+    if (s != QFS_OK) fail_msg("event does not decode: %s", err);
+    parser_plan(&ev, plan);
+    qfs_event_cleanup(&ev);
+    free(json);
+}
+
+/* The outputs of a planned event, built as the service builds them. */
+struct outputs {
+    struct parser_plan plan;
+    struct parser_image *images;
+    size_t nimages;
+    struct qfs_outbox ob;
+};
+
+static void outputs_of(char *json, struct outputs *o)
+{
+    memset(o, 0, sizeof(*o));
+    plan_json(json, &o->plan);
+    parser_group(&o->plan, &o->images, &o->nimages);
+    /* What the lookups would do without AWS: a record without a digest says why. */
+    for (size_t i = 0; i < o->nimages; i++)
+        if (!o->images[i].record.image.digest)
+            o->images[i].record.digest_unresolved = qfs_xstrdup("not looked up in this test");
+    qfs_outbox_init(&o->ob);
+    assert_int_equal(parser_build(&o->plan, o->images, o->nimages, &o->ob), QFS_OK);
+}
+
+static void outputs_cleanup(struct outputs *o)
+{
+    qfs_outbox_cleanup(&o->ob);
+    parser_images_free(o->images, o->nimages);
+    parser_plan_cleanup(&o->plan);
+}
+
+/* Message i of the outbox as JSON (the caller deletes it). */
+static cJSON *message(const struct outputs *o, size_t i)
+{
+    assert_true(i < o->ob.n);
+    cJSON *m = cJSON_ParseWithLength(o->ob.items[i].data, o->ob.items[i].len);
+    assert_non_null(m);
+    return m;
+}
+
+static const char *field(const cJSON *m, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(m, name);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static bool is_null(const cJSON *m, const char *name)
+{
+    return cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(m, name));
+}
+
+/* The container names of a message joined with ",". */
+static void containers_of(const cJSON *m, char *out, size_t n)
+{
+    out[0] = '\0';
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(m, "containers")) {
+        size_t len = strlen(out);
+        snprintf(out + len, n - len, "%s%s", len ? "," : "", c->valuestring);
+    }
+}
+
+/* ---- grouping ---------------------------------------------------------------------------------- */
+
+static void test_shared_image_gives_one_record_naming_every_container(void **state)
+{
+    (void)state;
+    struct outputs o;
+    outputs_of(register_event("[{\"name\":\"app\",\"image\":\"" ECR_EU "/web:1\"},"
+                              "{\"name\":\"worker\",\"image\":\"" ECR_EU "/worker:1\"},"
+                              "{\"name\":\"warmup\",\"image\":\"" ECR_EU "/web:1\"},"
+                              "{\"name\":\"app\",\"image\":\"" ECR_EU "/web:1\"}]"),
+               &o);
+    assert_int_equal(o.nimages, 2);
+    assert_int_equal(o.ob.n, 2);
+    cJSON *m = message(&o, 0);
+    char names[256];
+    containers_of(m, names, sizeof(names));
+    /* Listed once each, in the order found. */
+    assert_string_equal(names, "app,warmup");
+    assert_string_equal(field(m, "repository"), "web");
+    assert_string_equal(field(m, "task_definition_arn"), TD_WEB);
+    cJSON_Delete(m);
+    m = message(&o, 1);
+    containers_of(m, names, sizeof(names));
+    assert_string_equal(names, "worker");
+    cJSON_Delete(m);
+    outputs_cleanup(&o);
+}
+
+static void test_different_keys_are_different_images(void **state)
+{
+    (void)state;
+    struct outputs o;
+    outputs_of(register_event("[{\"name\":\"a\",\"image\":\"" ECR_EU "/web:1\"},"
+                              "{\"name\":\"b\",\"image\":\"" ECR_EU "/web@" DIGEST_A "\"},"
+                              "{\"name\":\"c\",\"image\":\"" ECR_EU "/web:2@" DIGEST_B "\"},"
+                              "{\"name\":\"d\",\"image\":\"" ECR_EU "/web:2\"},"
+                              "{\"name\":\"e\",\"image\":\"" ECR_EU "/api:1\"}]"),
+               &o);
+    /* Same repository, five image keys: five records, each with its own id. */
+    assert_int_equal(o.nimages, 5);
+    assert_null(o.images[1].record.image.tag);
+    assert_string_equal(o.images[1].record.image.digest, DIGEST_A);
+    assert_string_equal(o.images[2].record.image.tag, "2");
+    assert_string_equal(o.images[2].record.image.digest, DIGEST_B);
+    assert_null(o.images[3].record.image.digest);
+    static const char *const ids[] = {
+        "image:" EVENT_ID ":" ECR_EU "/web:1",
+        "image:" EVENT_ID ":" ECR_EU "/web@" DIGEST_A,
+        "image:" EVENT_ID ":" ECR_EU "/web@" DIGEST_B,
+        "image:" EVENT_ID ":" ECR_EU "/web:2",
+        "image:" EVENT_ID ":" ECR_EU "/api:1",
+    };
+    assert_int_equal(o.ob.n, 5);
+    for (size_t i = 0; i < o.ob.n; i++) assert_string_equal(o.ob.items[i].msg_id, ids[i]);
+    outputs_cleanup(&o);
+}
+
+static void test_tag_omitted_is_latest(void **state)
+{
+    (void)state;
+    struct outputs o;
+    outputs_of(register_event("[{\"name\":\"app\",\"image\":\"" ECR_EU "/team/web\"}]"), &o);
+    assert_int_equal(o.nimages, 1);
+    const struct qfs_image_record *r = &o.images[0].record;
+    assert_string_equal(r->image.tag, "latest");
+    assert_null(r->image.digest);
+    /* The image stays as written; the key and the id use the tag Docker pulls. */
+    assert_string_equal(r->image.image, ECR_EU "/team/web");
+    assert_string_equal(o.ob.items[0].msg_id, "image:" EVENT_ID ":" ECR_EU "/team/web:latest");
+    outputs_cleanup(&o);
+}
+
+static void test_endpoint_variants_normalise_to_the_standard_host(void **state)
+{
+    (void)state;
+    struct outputs o;
+    outputs_of(register_event(
+                   "[{\"name\":\"std\",\"image\":\"" ECR_USE1 "/web:1\"},"
+                   "{\"name\":\"fips\",\"image\":\"" ACCOUNT ".dkr.ecr-fips.us-east-1.amazonaws.com/web:1\"},"
+                   "{\"name\":\"dual\",\"image\":\"" ACCOUNT ".dkr-ecr.us-east-1.on.aws/web:1\"},"
+                   "{\"name\":\"dualfips\",\"image\":\"" ACCOUNT ".dkr-ecr-fips.us-east-1.on.aws/web:1\"},"
+                   "{\"name\":\"upper\",\"image\":\"" ACCOUNT ".DKR.ECR.US-EAST-1.AMAZONAWS.COM/web:1\"},"
+                   "{\"name\":\"cn\",\"image\":\"" ACCOUNT ".dkr.ecr.cn-north-1.amazonaws.com.cn/web:1\"}]"),
+               &o);
+    /* One registry has one name: five spellings of us-east-1 collapse; China keeps .cn. */
+    assert_int_equal(o.nimages, 2);
+    const struct qfs_image_record *r = &o.images[0].record;
+    assert_string_equal(r->image.registry, ECR_USE1);
+    assert_string_equal(r->image.account, ACCOUNT);
+    assert_string_equal(r->image.region, "us-east-1");
+    assert_string_equal(r->image.image, ECR_USE1 "/web:1");
+    assert_int_equal(r->deploy.ncontainers, 5);
+    assert_string_equal(o.images[0].partition, "aws");
+    assert_string_equal(o.images[1].record.image.registry, ACCOUNT ".dkr.ecr.cn-north-1.amazonaws.com.cn");
+    assert_string_equal(o.images[1].partition, "aws-cn");
+    /* The image's registry, not the event, picks the subject. */
+    assert_string_equal(o.ob.items[0].subject, "qfs.images." ACCOUNT ".us-east-1");
+    assert_string_equal(o.ob.items[1].subject, "qfs.images." ACCOUNT ".cn-north-1");
+    outputs_cleanup(&o);
+}
+
+static void test_fips_spelling_alone_still_gets_the_standard_host(void **state)
+{
+    (void)state;
+    struct outputs o;
+    outputs_of(register_event("[{\"name\":\"app\",\"image\":\"" ACCOUNT
+                              ".dkr-ecr-fips.us-gov-west-1.on.aws/web@" DIGEST_B "\"}]"),
+               &o);
+    assert_int_equal(o.nimages, 1);
+    assert_string_equal(o.images[0].record.image.registry, ACCOUNT ".dkr.ecr.us-gov-west-1.amazonaws.com");
+    assert_string_equal(o.images[0].partition, "aws-us-gov");
+    assert_null(o.images[0].record.digest_unresolved);
+    outputs_cleanup(&o);
+}
+
+static void test_cross_account_image_goes_to_its_registry(void **state)
+{
+    (void)state;
+    struct outputs o;
+    outputs_of(register_event("[{\"name\":\"base\",\"image\":\"" OTHER
+                              ".dkr.ecr.ap-southeast-2.amazonaws.com/platform/base:3\"}]"),
+               &o);
+    assert_int_equal(o.ob.n, 1);
+    assert_string_equal(o.ob.items[0].subject, "qfs.images." OTHER ".ap-southeast-2");
+    cJSON *m = message(&o, 0);
+    assert_string_equal(field(m, "account"), OTHER);
+    assert_string_equal(field(m, "event_account"), ACCOUNT);
+    assert_string_equal(field(m, "event_region"), REGION);
+    cJSON_Delete(m);
+    outputs_cleanup(&o);
+}
+
+/* ---- digests from ECS Task State Change --------------------------------------------------------- */
+
+static char *task_state_event(const char *containers)
+{
+    char *detail = qfs_xasprintf("{\"clusterArn\":\"arn:aws:ecs:eu-west-1:" ACCOUNT ":cluster/prod\","
+                                 "\"group\":\"service:web\",\"startedBy\":\"ecs-svc/123\","
+                                 "\"taskDefinitionArn\":\"" TD_WEB "\",\"lastStatus\":\"RUNNING\","
+                                 "\"containers\":%s}",
+                                 containers);
+    char *ev = envelope("ECS Task State Change", detail);
+    free(detail);
+    return ev;
+}
+
+static void test_digest_in_reference_wins_over_image_digest(void **state)
+{
+    (void)state;
+    struct outputs o;
+    outputs_of(task_state_event("[{\"name\":\"pinned\",\"image\":\"" ECR_EU "/web@" DIGEST_A "\","
+                                "\"imageDigest\":\"" DIGEST_B "\"},"
+                                "{\"name\":\"tagged\",\"image\":\"" ECR_EU "/web:1\","
+                                "\"imageDigest\":\"" DIGEST_B "\"},"
+                                "{\"name\":\"bad\",\"image\":\"" ECR_EU "/api:1\","
+                                "\"imageDigest\":\"sha256:XYZ\"}]"),
+               &o);
+    assert_int_equal(o.nimages, 3);
+    assert_string_equal(o.images[0].record.image.digest, DIGEST_A);
+    assert_null(o.images[0].record.image.tag);
+    /* A tag-only reference takes the digest ECS reported and keeps its tag. */
+    assert_string_equal(o.images[1].record.image.digest, DIGEST_B);
+    assert_string_equal(o.images[1].record.image.tag, "1");
+    /* An imageDigest that is not a digest is ignored. */
+    assert_null(o.images[2].record.image.digest);
+    assert_string_equal(o.plan.deploy.event_name, "ECS Task State Change");
+    assert_string_equal(o.plan.deploy.service, "web");
+    assert_string_equal(o.plan.deploy.principal, "ecs-svc/123");
+    assert_string_equal(o.ob.items[1].msg_id, "image:" EVENT_ID ":" ECR_EU "/web@" DIGEST_B);
+    outputs_cleanup(&o);
+}
+
+/* ---- skips --------------------------------------------------------------------------------------- */
+
+static void test_skip_ids_count_per_reason(void **state)
+{
+    (void)state;
+    struct outputs o;
+    outputs_of(register_event("[{\"name\":\"hub\",\"image\":\"nginx:1.25\"},"
+                              "{\"name\":\"bad\",\"image\":\"" ECR_EU "/Web:1\"},"
+                              "{\"name\":\"pub\",\"image\":\"public.ecr.aws/acme/x:1\"},"
+                              "{\"name\":\"noimage\"},"
+                              "{\"name\":\"app\",\"image\":\"" ECR_EU "/web:1\"},"
+                              "{\"name\":\"bad2\",\"image\":\"web:\"}]"),
+               &o);
+    /* The image first, then the skips in the order found: the definition without an image while
+     * planning, the rest while grouping. */
+    static const char *const ids[] = {
+        "image:" EVENT_ID ":" ECR_EU "/web:1",
+        "skip:" EVENT_ID ":invalid_image:0",
+        "skip:" EVENT_ID ":not_ecr:0",
+        "skip:" EVENT_ID ":invalid_image:1",
+        "skip:" EVENT_ID ":not_ecr:1",
+        "skip:" EVENT_ID ":invalid_image:2",
+    };
+    assert_int_equal(o.ob.n, sizeof(ids) / sizeof(ids[0]));
+    for (size_t i = 0; i < o.ob.n; i++) assert_string_equal(o.ob.items[i].msg_id, ids[i]);
+    cJSON *m = message(&o, 2);
+    assert_string_equal(field(m, "image"), "nginx:1.25");
+    assert_string_equal(field(m, "detail"), "registry is docker_hub, not private ECR");
+    assert_string_equal(o.ob.items[2].subject, "qfs.scans.skipped." ACCOUNT "." REGION);
+    char names[64];
+    containers_of(m, names, sizeof(names));
+    assert_string_equal(names, "hub");
+    cJSON_Delete(m);
+    m = message(&o, 3);
+    assert_string_equal(field(m, "detail"), "repository contains upper-case letters");
+    cJSON_Delete(m);
+    outputs_cleanup(&o);
+}
+
+static void test_not_ecr_skip_keeps_the_written_digest(void **state)
+{
+    (void)state;
+    struct outputs o;
+    outputs_of(register_event("[{\"name\":\"hub\",\"image\":\"nginx@" DIGEST_A "\"}]"), &o);
+    assert_int_equal(o.plan.nskips, 1);
+    assert_int_equal(o.plan.skips[0].reason, QFS_SKIP_NOT_ECR);
+    assert_string_equal(o.plan.skips[0].digest, DIGEST_A);
+    outputs_cleanup(&o);
+}
+
+static void test_failed_call_is_one_skip(void **state)
+{
+    (void)state;
+    struct outputs o;
+    outputs_of(api_call("UpdateService", "{\"service\":\"web\",\"taskDefinition\":\"web:43\"}", "null",
+                        "\"errorCode\":\"AccessDenied\",\"errorMessage\":\"not authorized\""),
+               &o);
+    assert_int_equal(o.nimages, 0);
+    assert_int_equal(o.plan.nlookups, 0);
+    assert_int_equal(o.ob.n, 1);
+    assert_string_equal(o.ob.items[0].msg_id, "skip:" EVENT_ID ":api_call_failed:0");
+    cJSON *m = message(&o, 0);
+    assert_string_equal(field(m, "detail"), "AccessDenied: not authorized");
+    assert_string_equal(field(m, "event_name"), "UpdateService");
+    cJSON_Delete(m);
+    outputs_cleanup(&o);
+}
+
+static void test_run_task_without_tasks_says_why(void **state)
+{
+    (void)state;
+    struct outputs o;
+    outputs_of(api_call("RunTask", "{\"cluster\":\"batch\",\"taskDefinition\":\"migrate\"}",
+                        "{\"tasks\":[],\"failures\":[{\"arn\":\"\",\"reason\":\"RESOURCE:MEMORY\"}]}", NULL),
+               &o);
+    assert_int_equal(o.ob.n, 1);
+    cJSON *m = message(&o, 0);
+    assert_string_equal(field(m, "reason"), "no_tasks_started");
+    assert_string_equal(field(m, "detail"), "no task started: RESOURCE:MEMORY");
+    assert_string_equal(field(m, "cluster"), "batch");
+    assert_true(is_null(m, "task_definition_arn"));
+    cJSON_Delete(m);
+    outputs_cleanup(&o);
+}
+
+static void test_unsupported_events_are_skipped_not_dropped(void **state)
+{
+    (void)state;
+    struct outputs o;
+    outputs_of(api_call("CreateCluster", "{\"clusterName\":\"x\"}", "{}", NULL), &o);
+    assert_int_equal(o.ob.n, 1);
+    cJSON *m = message(&o, 0);
+    assert_string_equal(field(m, "reason"), "unsupported_event");
+    assert_string_equal(field(m, "detail"), "AWS API Call via CloudTrail: CreateCluster");
+    assert_string_equal(field(m, "event_name"), "CreateCluster");
+    cJSON_Delete(m);
+    outputs_cleanup(&o);
+
+    outputs_of(api_call_version("2.0", "RunTask", "{}", "{\"tasks\":[]}", NULL), &o);
+    assert_int_equal(o.ob.n, 1);
+    m = message(&o, 0);
+    assert_string_equal(field(m, "detail"), "CloudTrail eventVersion is not 1.x");
+    cJSON_Delete(m);
+    outputs_cleanup(&o);
+}
+
+/* ---- bounds and lookups -------------------------------------------------------------------------- */
+
+static void test_at_most_max_containers(void **state)
+{
+    (void)state;
+    struct parser_plan plan;
+    memset(&plan, 0, sizeof(plan));
+    for (size_t i = 0; i < PARSER_MAX_CONTAINERS; i++)
+        assert_true(parser_plan_add_container(&plan, "c", ECR_EU "/web:1", NULL, NULL));
+    assert_false(parser_plan_add_container(&plan, "c", ECR_EU "/web:1", NULL, NULL));
+    assert_int_equal(plan.ncontainers, PARSER_MAX_CONTAINERS);
+    parser_plan_cleanup(&plan);
+
+    /* A task definition naming one more than the bound: the bound's worth of containers and one
+     * skip naming the first image left out. */
+    struct qfs_buf defs;
+    qfs_buf_init(&defs, 1 << 20);
+    qfs_buf_puts(&defs, "[");
+    for (int i = 0; i <= PARSER_MAX_CONTAINERS; i++)
+        qfs_buf_printf(&defs, "%s{\"name\":\"c%d\",\"image\":\"" ECR_EU "/r%d:1\"}", i ? "," : "", i, i);
+    qfs_buf_puts(&defs, "]");
+    plan_json(register_event(defs.data), &plan);
+    qfs_buf_cleanup(&defs);
+    assert_int_equal(plan.ncontainers, PARSER_MAX_CONTAINERS);
+    assert_int_equal(plan.nskips, 1);
+    assert_int_equal(plan.skips[0].reason, QFS_SKIP_INVALID_IMAGE);
+    char want[128];
+    snprintf(want, sizeof(want), ECR_EU "/r%d:1", PARSER_MAX_CONTAINERS);
+    assert_string_equal(plan.skips[0].image, want);
+    parser_plan_cleanup(&plan);
+}
+
+static void test_record_names_at_most_the_message_bound(void **state)
+{
+    (void)state;
+    struct parser_plan plan;
+    plan_json(register_event("[]"), &plan);
+    char name[16];
+    for (int i = 0; i < QFS_PROTO_MAX_CONTAINERS + 20; i++) {
+        snprintf(name, sizeof(name), "c%d", i);
+        assert_true(parser_plan_add_container(&plan, name, ECR_EU "/web:1", NULL, TD_WEB));
+    }
+    struct parser_image *images;
+    size_t n;
+    parser_group(&plan, &images, &n);
+    assert_int_equal(n, 1);
+    assert_int_equal(images[0].record.deploy.ncontainers, QFS_PROTO_MAX_CONTAINERS);
+    images[0].record.digest_unresolved = qfs_xstrdup("not looked up in this test");
+    struct qfs_outbox ob;
+    qfs_outbox_init(&ob);
+    assert_int_equal(parser_build(&plan, images, n, &ob), QFS_OK);
+    qfs_outbox_cleanup(&ob);
+    parser_images_free(images, n);
+    parser_plan_cleanup(&plan);
+}
+
+static void test_run_task_of_one_definition_needs_one_lookup(void **state)
+{
+    (void)state;
+    struct qfs_buf resp;
+    qfs_buf_init(&resp, 1 << 20);
+    qfs_buf_puts(&resp, "{\"failures\":[],\"tasks\":[");
+    for (int i = 0; i < 10; i++)
+        qfs_buf_printf(&resp,
+                       "%s{\"taskArn\":\"arn:aws:ecs:eu-west-1:" ACCOUNT ":task/batch/%032x\","
+                       "\"taskDefinitionArn\":\"" TD_WEB "\","
+                       "\"clusterArn\":\"arn:aws:ecs:eu-west-1:" ACCOUNT ":cluster/batch\","
+                       "\"containers\":[{\"name\":\"app\"},{\"name\":\"envoy\"}]}",
+                       i ? "," : "", i);
+    qfs_buf_puts(&resp, "]}");
+    struct parser_plan plan;
+    plan_json(api_call("RunTask", "{\"cluster\":\"batch\",\"taskDefinition\":\"web\",\"count\":10}",
+                       resp.data, NULL),
+              &plan);
+    qfs_buf_cleanup(&resp);
+    assert_int_equal(plan.nlookups, 1);
+    assert_string_equal(plan.lookups[0], TD_WEB);
+    assert_int_equal(plan.ncontainers, 0);
+    assert_int_equal(plan.nskips, 0);
+    assert_string_equal(plan.partition, "aws");
+    parser_plan_cleanup(&plan);
+}
+
+static void test_services_look_up_the_response_arn(void **state)
+{
+    (void)state;
+    struct parser_plan plan;
+    /* forceNewDeployment: no taskDefinition in the request, the full ARN in the response. */
+    plan_json(api_call("UpdateService", "{\"cluster\":\"prod\",\"service\":\"web\",\"forceNewDeployment\":true}",
+                       "{\"service\":{\"serviceName\":\"web\",\"taskDefinition\":\"" TD_WEB "\","
+                       "\"clusterArn\":\"arn:aws:ecs:eu-west-1:" ACCOUNT ":cluster/prod\"}}",
+                       NULL),
+              &plan);
+    assert_int_equal(plan.nlookups, 1);
+    assert_string_equal(plan.lookups[0], TD_WEB);
+    assert_string_equal(plan.deploy.service, "web");
+    assert_int_equal(plan.nskips, 0);
+    parser_plan_cleanup(&plan);
+
+    plan_json(api_call("CreateTaskSet", "{\"cluster\":\"prod\",\"service\":\"web\"}",
+                       "{\"taskSet\":{\"taskDefinition\":\"arn:aws-cn:ecs:cn-north-1:" ACCOUNT
+                       ":task-definition/web:7\"}}",
+                       NULL),
+              &plan);
+    assert_int_equal(plan.nlookups, 1);
+    assert_string_equal(plan.partition, "aws-cn");
+    parser_plan_cleanup(&plan);
+}
+
+static void test_register_remembers_its_arn(void **state)
+{
+    (void)state;
+    struct parser_plan plan;
+    plan_json(register_event("[{\"name\":\"app\",\"image\":\"" ECR_EU "/web:1\"}]"), &plan);
+    assert_string_equal(plan.remember_arn, TD_WEB);
+    assert_int_equal(plan.nlookups, 0);
+    parser_plan_cleanup(&plan);
+}
+
+/* ---- determinism --------------------------------------------------------------------------------- */
+
+static void test_same_event_gives_the_same_messages(void **state)
+{
+    (void)state;
+    const char *defs = "[{\"name\":\"a\",\"image\":\"" ECR_EU "/web:1\"},"
+                       "{\"name\":\"b\",\"image\":\"nginx\"},{\"name\":\"c\",\"image\":\"" ECR_USE1 "/x\"}]";
+    struct outputs one, two;
+    outputs_of(register_event(defs), &one);
+    outputs_of(register_event(defs), &two);
+    assert_int_equal(one.ob.n, two.ob.n);
+    for (size_t i = 0; i < one.ob.n; i++) {
+        assert_string_equal(one.ob.items[i].subject, two.ob.items[i].subject);
+        assert_string_equal(one.ob.items[i].msg_id, two.ob.items[i].msg_id);
+        assert_int_equal(one.ob.items[i].len, two.ob.items[i].len);
+        assert_memory_equal(one.ob.items[i].data, two.ob.items[i].data, one.ob.items[i].len);
+    }
+    outputs_cleanup(&one);
+    outputs_cleanup(&two);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_shared_image_gives_one_record_naming_every_container),
+        cmocka_unit_test(test_different_keys_are_different_images),
+        cmocka_unit_test(test_tag_omitted_is_latest),
+        cmocka_unit_test(test_endpoint_variants_normalise_to_the_standard_host),
+        cmocka_unit_test(test_fips_spelling_alone_still_gets_the_standard_host),
+        cmocka_unit_test(test_cross_account_image_goes_to_its_registry),
+        cmocka_unit_test(test_digest_in_reference_wins_over_image_digest),
+        cmocka_unit_test(test_skip_ids_count_per_reason),
+        cmocka_unit_test(test_not_ecr_skip_keeps_the_written_digest),
+        cmocka_unit_test(test_failed_call_is_one_skip),
+        cmocka_unit_test(test_run_task_without_tasks_says_why),
+        cmocka_unit_test(test_unsupported_events_are_skipped_not_dropped),
+        cmocka_unit_test(test_at_most_max_containers),
+        cmocka_unit_test(test_record_names_at_most_the_message_bound),
+        cmocka_unit_test(test_run_task_of_one_definition_needs_one_lookup),
+        cmocka_unit_test(test_services_look_up_the_response_arn),
+        cmocka_unit_test(test_register_remembers_its_arn),
+        cmocka_unit_test(test_same_event_gives_the_same_messages),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
