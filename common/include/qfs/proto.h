@@ -104,6 +104,15 @@ bool qfs_proto_is_service(const char *s);   /* ^[a-z0-9-]{1,32}$ */
 bool qfs_proto_is_digest(const char *s);    /* ^sha256:[0-9a-f]{64}$ */
 bool qfs_proto_is_event_id(const char *s);  /* ^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$ */
 bool qfs_proto_is_timestamp(const char *s); /* RFC 3339 with T, seconds and an offset or Z */
+/* The deploy-context rules of proto/common.schema.json, for producers that copy fields from input:
+ * a full task definition ARN with revision; a cluster or ECS service name or ARN; a container name
+ * ([A-Za-z0-9_-]{1,255}); an event name as received (printable ASCII, at most 128). Length bounds
+ * (1024 for ARNs) are the caller's. */
+bool qfs_proto_is_task_definition_arn(const char *s);
+bool qfs_proto_is_cluster(const char *s);
+bool qfs_proto_is_ecs_service(const char *s);
+bool qfs_proto_is_container_name(const char *s);
+bool qfs_proto_is_any_event_name(const char *s);
 
 /* Which image a message is about. account and region are those of the image's ECR registry (the
  * subject tokens). Strings are owned by the struct after a decode; see qfs_image_id_cleanup(). */
