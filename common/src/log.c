@@ -133,13 +133,8 @@ static bool put_field(struct qfs_buf *line, const char *key, const char *value)
         struct qfs_buf masked;
         qfs_buf_init(&masked, 0);
         mask_into(&masked, value);
-        size_t n = masked.len;
-        bool cut = n > MAX_VALUE;
-        if (cut) {
-            n = MAX_VALUE;
-            /* Do not split a UTF-8 sequence: back up to a lead byte. */
-            while (n > 0 && ((unsigned char)masked.data[n] & 0xC0) == 0x80) n--;
-        }
+        bool cut = masked.len > MAX_VALUE;
+        size_t n = cut ? qfs_utf8_cut(masked.data, MAX_VALUE) : masked.len;
         st = qfs_buf_json_string(line, masked.data ? masked.data : "", n);
         if (st == QFS_OK && cut) {
             line->len--; /* reopen the string to mark the cut */

@@ -87,7 +87,7 @@ static const char *arn_prefix(const char *s, const char *service)
     return s[12] == ':' ? s + 13 : NULL;
 }
 
-static bool check_task_definition_arn(const char *s)
+bool qfs_proto_is_task_definition_arn(const char *s)
 {
     const char *p = arn_prefix(s, "ecs");
     if (!p || strncmp(p, "task-definition/", 16) != 0) return false;
@@ -105,14 +105,14 @@ static bool is_ecs_name(const char *s)
     return n >= 1 && n <= 255 && s[n] == '\0';
 }
 
-static bool check_cluster(const char *s)
+bool qfs_proto_is_cluster(const char *s)
 {
     const char *p = arn_prefix(s, "ecs");
     if (p) return strncmp(p, "cluster/", 8) == 0 && is_ecs_name(p + 8);
     return is_ecs_name(s);
 }
 
-static bool check_ecs_service(const char *s)
+bool qfs_proto_is_ecs_service(const char *s)
 {
     const char *p = arn_prefix(s, "ecs");
     if (!p) return is_ecs_name(s);
@@ -123,7 +123,7 @@ static bool check_ecs_service(const char *s)
     return is_ecs_name(p);
 }
 
-static bool check_container_name(const char *s)
+bool qfs_proto_is_container_name(const char *s)
 {
     return is_ecs_name(s);
 }
@@ -201,7 +201,7 @@ static bool check_image_as_written(const char *s)
     return printable(s, false);
 }
 
-static bool check_any_event_name(const char *s)
+bool qfs_proto_is_any_event_name(const char *s)
 {
     return printable(s, true);
 }
@@ -250,15 +250,15 @@ static const struct qfs__pd_str str_image = {1, 1024, false, check_image_as_writ
                                              "printable ASCII without spaces"};
 static const struct qfs__pd_str str_event_name = {1, 64, false, check_event_name,
                                                   "a supported ECS event name"};
-static const struct qfs__pd_str str_any_event_name = {1, 128, false, check_any_event_name,
+static const struct qfs__pd_str str_any_event_name = {1, 128, false, qfs_proto_is_any_event_name,
                                                       "printable ASCII"};
-static const struct qfs__pd_str str_task_definition_arn = {1, 1024, true, check_task_definition_arn,
+static const struct qfs__pd_str str_task_definition_arn = {1, 1024, true, qfs_proto_is_task_definition_arn,
                                                            "a task definition ARN with revision"};
-static const struct qfs__pd_str str_cluster = {1, 1024, true, check_cluster,
+static const struct qfs__pd_str str_cluster = {1, 1024, true, qfs_proto_is_cluster,
                                                "a cluster name or ARN"};
-static const struct qfs__pd_str str_ecs_service = {1, 1024, true, check_ecs_service,
+static const struct qfs__pd_str str_ecs_service = {1, 1024, true, qfs_proto_is_ecs_service,
                                                    "a service name or ARN"};
-static const struct qfs__pd_str str_container = {1, 255, false, check_container_name,
+static const struct qfs__pd_str str_container = {1, 255, false, qfs_proto_is_container_name,
                                                  "[A-Za-z0-9_-]+"};
 
 /* ---- decoding -------------------------------------------------------------------------------- */

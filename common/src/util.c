@@ -163,6 +163,16 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
     return len;
 }
 
+size_t qfs_utf8_cut(const char *s, size_t max)
+{
+    size_t n = strnlen(s, max + 1);
+    if (n <= max) return n;
+    n = max;
+    /* Back up over continuation bytes to the lead byte of the sequence that would be split. */
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) n--;
+    return n;
+}
+
 bool qfs_utf8_is_valid(const char *s, size_t n)
 {
     const unsigned char *p = (const unsigned char *)s;

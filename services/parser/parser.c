@@ -31,8 +31,26 @@ static const cJSON *arr(const cJSON *o, const char *key)
 static const char *str(const cJSON *o, const char *key)
 {
     const cJSON *v = cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, key) : NULL;
-    if (!cJSON_IsString(v) || !v->valuestring[0] || strlen(v->valuestring) > MAX_FIELD) return NULL;
+    if (!cJSON_IsString(v) || !v->valuestring[0]) return NULL;
+    size_t n = strlen(v->valuestring);
+    if (n > MAX_FIELD || !qfs_utf8_is_valid(v->valuestring, n)) return NULL;
     return v->valuestring;
+}
+
+/* Deploy-context fields go into messages: keep only what the schema accepts, else NULL. */
+static const char *arn_field(const char *v)
+{
+    return v && strlen(v) <= 1024 && qfs_proto_is_task_definition_arn(v) ? v : NULL;
+}
+
+static const char *cluster_field(const char *v)
+{
+    return v && strlen(v) <= 1024 && qfs_proto_is_cluster(v) ? v : NULL;
+}
+
+static const char *service_field(const char *v)
+{
+    return v && strlen(v) <= 1024 && qfs_proto_is_ecs_service(v) ? v : NULL;
 }
 
 static char *dup_or_null(const char *s)
@@ -48,7 +66,8 @@ bool parser_plan_add_container(struct parser_plan *plan, const char *name, const
     if (plan->ncontainers >= PARSER_MAX_CONTAINERS) return false;
     plan->containers = qfs_xrealloc(plan->containers, (plan->ncontainers + 1) * sizeof(*plan->containers));
     struct parser_container *c = &plan->containers[plan->ncontainers++];
-    c->name = qfs_xstrdup(name ? name : "(unnamed)");
+    /* ECS names containers [A-Za-z0-9_-]{1,255}; anything else is not trusted into a message. */
+    c->name = qfs_xstrdup(name && qfs_proto_is_container_name(name) ? name : "unnamed");
     c->image = dup_or_null(image);
     c->digest = dup_or_null(digest);
     c->task_definition_arn = dup_or_null(task_definition_arn);
@@ -77,44 +96,13 @@ static void add_lookup(struct parser_plan *plan, const char *arn)
 {
     for (size_t i = 0; i < plan->nlookups; i++)
         if (strcmp(plan->lookups[i], arn) == 0) return;
-    if (plan->nlookups >= PARSER_MAX_LOOKUPS) return;
+    if (plan->nlookups >= PARSER_MAX_LOOKUPS) {
+        parser_plan_add_skip(plan, QFS_SKIP_UNSUPPORTED_EVENT,
+                             "too many task definitions to look up in one event", NULL, arn);
+        return;
+    }
     plan->lookups = qfs_xrealloc(plan->lookups, (plan->nlookups + 1) * sizeof(char *));
     plan->lookups[plan->nlookups++] = qfs_xstrdup(arn);
-}
-
-/* True for arn:<partition>:ecs:<region>:<12 digits>:task-definition/<family>:<revision>. */
-static bool is_task_definition_arn(const char *s)
-{
-    if (!s || strncmp(s, "arn:", 4) != 0 || strlen(s) > 1600) return false;
-    const char *p = s + 4;
-    const char *colon = strchr(p, ':');
-    if (!colon || colon == p) return false;
-    if (strncmp(colon, ":ecs:", 5) != 0) return false;
-    char region[QFS_REGION_MAX + 1];
-    const char *r = colon + 5;
-    const char *rend = strchr(r, ':');
-    if (!rend || (size_t)(rend - r) > QFS_REGION_MAX) return false;
-    memcpy(region, r, (size_t)(rend - r));
-    region[rend - r] = '\0';
-    if (!qfs_proto_is_region(region)) return false;
-    char account[QFS_ACCOUNT_LEN + 1];
-    const char *a = rend + 1;
-    if (strlen(a) < QFS_ACCOUNT_LEN + 1) return false;
-    memcpy(account, a, QFS_ACCOUNT_LEN);
-    account[QFS_ACCOUNT_LEN] = '\0';
-    if (!qfs_proto_is_account(account) || a[QFS_ACCOUNT_LEN] != ':') return false;
-    const char *res = a + QFS_ACCOUNT_LEN + 1;
-    if (strncmp(res, "task-definition/", 16) != 0) return false;
-    const char *fam = res + 16;
-    const char *rev = strrchr(fam, ':');
-    if (!rev || rev == fam || !rev[1]) return false;
-    for (const char *q = rev + 1; *q; q++)
-        if (*q < '0' || *q > '9') return false;
-    for (const char *q = fam; q < rev; q++)
-        if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') ||
-              *q == '-' || *q == '_'))
-            return false;
-    return true;
 }
 
 /* The partition of an ARN ("aws" when it cannot be read). */
@@ -145,6 +133,44 @@ static void set(char **field, const char *value)
     *field = qfs_xstrdup(value);
 }
 
+/* A skip about one container (strings copied). */
+static void skip_container(struct parser_plan *plan, enum qfs_skip_reason reason, const char *detail,
+                           const char *name, const char *image, const char *arn)
+{
+    parser_plan_add_skip(plan, reason, detail, image, arn);
+    struct qfs_skip *s = &plan->skips[plan->nskips - 1];
+    s->deploy.containers = qfs_xcalloc(1, sizeof(char *));
+    s->deploy.containers[0] = qfs_xstrdup(name && qfs_proto_is_container_name(name) ? name : "unnamed");
+    s->deploy.ncontainers = 1;
+}
+
+/* Adds the containers of a running task (RunTask response, task state change): each with an image,
+ * and a skip for each without one. Returns false when none names an image, so the caller looks
+ * the task definition up instead. */
+static bool add_task_containers(struct parser_plan *plan, const cJSON *containers, const char *arn,
+                                bool with_digest)
+{
+    bool any = false;
+    const cJSON *c;
+    cJSON_ArrayForEach(c, containers)
+        if (str(c, "image")) any = true;
+    if (!any) return false;
+    cJSON_ArrayForEach(c, containers) {
+        const char *image = str(c, "image");
+        if (!image) {
+            skip_container(plan, QFS_SKIP_INVALID_IMAGE, "container has no image", str(c, "name"), NULL, arn);
+            continue;
+        }
+        const char *digest = with_digest ? str(c, "imageDigest") : NULL;
+        if (digest && !qfs_proto_is_digest(digest)) digest = NULL;
+        if (!parser_plan_add_container(plan, str(c, "name"), image, digest, arn)) {
+            parser_plan_add_skip(plan, QFS_SKIP_INVALID_IMAGE, "too many containers in one event", image, arn);
+            break;
+        }
+    }
+    return true;
+}
+
 /* Containers of a containerDefinitions-shaped array. */
 static void add_definitions(struct parser_plan *plan, const cJSON *defs, const char *arn)
 {
@@ -169,7 +195,7 @@ static void plan_register(struct parser_plan *plan, const cJSON *req, const cJSO
 {
     const cJSON *td = obj(resp, "taskDefinition");
     const char *arn = str(td, "taskDefinitionArn");
-    if (arn && !is_task_definition_arn(arn)) arn = NULL;
+    arn = arn_field(arn);
     set(&plan->deploy.task_definition_arn, arn);
     const cJSON *defs = arr(td, "containerDefinitions");
     if (!defs) defs = arr(req, "containerDefinitions");
@@ -184,7 +210,7 @@ static void plan_register(struct parser_plan *plan, const cJSON *req, const cJSO
 
 static void plan_run_task(struct parser_plan *plan, const cJSON *req, const cJSON *resp)
 {
-    set(&plan->deploy.cluster, str(req, "cluster"));
+    set(&plan->deploy.cluster, cluster_field(str(req, "cluster")));
     const cJSON *tasks = arr(resp, "tasks");
     if (!tasks || cJSON_GetArraySize(tasks) == 0) {
         /* The call succeeded but placed nothing: say why, from failures[]. */
@@ -201,26 +227,19 @@ static void plan_run_task(struct parser_plan *plan, const cJSON *req, const cJSO
         }
         const char *td = str(req, "taskDefinition");
         parser_plan_add_skip(plan, QFS_SKIP_NO_TASKS_STARTED, why.data, NULL,
-                             is_task_definition_arn(td) ? td : NULL);
+                             arn_field(td));
         qfs_buf_cleanup(&why);
         return;
     }
     const cJSON *task;
     cJSON_ArrayForEach(task, tasks) {
         const char *arn = str(task, "taskDefinitionArn");
-        if (arn && !is_task_definition_arn(arn)) arn = NULL;
+        arn = arn_field(arn);
         set(&plan->deploy.task_definition_arn, arn);
-        set(&plan->deploy.cluster, str(task, "clusterArn"));
+        set(&plan->deploy.cluster, cluster_field(str(task, "clusterArn")));
         const char *group = str(task, "group");
-        if (group && strncmp(group, "service:", 8) == 0 && group[8]) set(&plan->deploy.service, group + 8);
-        bool any_image = false;
-        const cJSON *c;
-        cJSON_ArrayForEach(c, arr(task, "containers")) {
-            const char *image = str(c, "image");
-            if (!image) continue;
-            any_image = true;
-            if (!parser_plan_add_container(plan, str(c, "name"), image, NULL, arn)) break;
-        }
+        if (group && strncmp(group, "service:", 8) == 0 && group[8]) set(&plan->deploy.service, service_field(group + 8));
+        bool any_image = add_task_containers(plan, arr(task, "containers"), arn, false);
         if (!any_image) {
             /* Prefer the task's full ARN: a bare family may name a newer revision by now. */
             if (arn) add_lookup(plan, arn);
@@ -237,16 +256,16 @@ static void plan_service(struct parser_plan *plan, const char *event_name, const
 {
     const cJSON *holder = strcmp(event_name, "CreateTaskSet") == 0 ? obj(resp, "taskSet")
                                                                    : obj(resp, "service");
-    set(&plan->deploy.cluster, str(req, "cluster"));
-    set(&plan->deploy.cluster, str(holder, "clusterArn"));
-    set(&plan->deploy.service, str(req, strcmp(event_name, "CreateService") == 0 ? "serviceName" : "service"));
-    set(&plan->deploy.service, str(holder, "serviceName"));
-    if (!plan->deploy.service) set(&plan->deploy.service, short_name(str(holder, "serviceArn")));
+    set(&plan->deploy.cluster, cluster_field(str(req, "cluster")));
+    set(&plan->deploy.cluster, cluster_field(str(holder, "clusterArn")));
+    set(&plan->deploy.service,
+        service_field(str(req, strcmp(event_name, "CreateService") == 0 ? "serviceName" : "service")));
+    set(&plan->deploy.service, service_field(str(holder, "serviceName")));
+    if (!plan->deploy.service) set(&plan->deploy.service, service_field(short_name(str(holder, "serviceArn"))));
     const char *arn = str(holder, "taskDefinition");
-    if (!is_task_definition_arn(arn)) {
+    if (!arn_field(arn)) {
         /* The response always names the full ARN; fall back to the request only if it is one. */
-        const char *req_td = str(req, "taskDefinition");
-        arn = is_task_definition_arn(req_td) ? req_td : NULL;
+        arn = arn_field(str(req, "taskDefinition"));
     }
     if (!arn) {
         parser_plan_add_skip(plan, QFS_SKIP_UNSUPPORTED_EVENT,
@@ -260,22 +279,13 @@ static void plan_service(struct parser_plan *plan, const char *event_name, const
 static void plan_task_state(struct parser_plan *plan, const cJSON *detail)
 {
     const char *arn = str(detail, "taskDefinitionArn");
-    if (arn && !is_task_definition_arn(arn)) arn = NULL;
+    arn = arn_field(arn);
     set(&plan->deploy.task_definition_arn, arn);
-    set(&plan->deploy.cluster, str(detail, "clusterArn"));
+    set(&plan->deploy.cluster, cluster_field(str(detail, "clusterArn")));
     set(&plan->deploy.principal, str(detail, "startedBy"));
     const char *group = str(detail, "group");
-    if (group && strncmp(group, "service:", 8) == 0 && group[8]) set(&plan->deploy.service, group + 8);
-    const cJSON *c;
-    bool any = false;
-    cJSON_ArrayForEach(c, arr(detail, "containers")) {
-        const char *image = str(c, "image");
-        if (!image) continue;
-        any = true;
-        const char *digest = str(c, "imageDigest");
-        if (digest && !qfs_proto_is_digest(digest)) digest = NULL;
-        if (!parser_plan_add_container(plan, str(c, "name"), image, digest, arn)) break;
-    }
+    if (group && strncmp(group, "service:", 8) == 0 && group[8]) set(&plan->deploy.service, service_field(group + 8));
+    bool any = add_task_containers(plan, arr(detail, "containers"), arn, true);
     if (!any) {
         if (arn) add_lookup(plan, arn);
         else
@@ -319,11 +329,15 @@ void parser_plan(const struct qfs_event *ev, struct parser_plan *plan)
         d->event_name = qfs_xstrdup(name);
     } else {
         /* The skip names what arrived, so coverage gaps are visible. */
-        char what[300];
-        snprintf(what, sizeof(what), "%s%s%s", ev->detail_type ? ev->detail_type : "(no detail-type)",
-                 name ? ": " : "", name ? name : "");
-        d->event_name = qfs_xstrdup(name ? name : ev->detail_type ? ev->detail_type : "unknown");
+        const char *dt = ev->detail_type ? ev->detail_type : "(no detail-type)";
+        char *what = qfs_xasprintf("%.*s%s%.*s", (int)qfs_utf8_cut(dt, 200), dt, name ? ": " : "",
+                                   name ? (int)qfs_utf8_cut(name, 200) : 0, name ? name : "");
+        const char *as_received = name ? name : ev->detail_type;
+        d->event_name = qfs_xstrdup(as_received && strlen(as_received) <= 128 &&
+                                            qfs_proto_is_any_event_name(as_received)
+                                        ? as_received : "unknown");
         parser_plan_add_skip(plan, QFS_SKIP_UNSUPPORTED_EVENT, what, NULL, NULL);
+        free(what);
         return;
     }
     const char *ver = str(detail, "eventVersion");
@@ -338,12 +352,15 @@ void parser_plan(const struct qfs_event *ev, struct parser_plan *plan)
         const char *error = str(detail, "errorCode");
         const cJSON *resp = obj(detail, "responseElements");
         const cJSON *req = obj(detail, "requestParameters");
-        if (error || !resp) {
-            char why[600];
+        /* A RegisterTaskDefinition recorded without its response still names its images. */
+        bool request_only = !error && !resp && strcmp(name, "RegisterTaskDefinition") == 0 &&
+                            arr(req, "containerDefinitions");
+        if (error || (!resp && !request_only)) {
             const char *msg = str(detail, "errorMessage");
-            snprintf(why, sizeof(why), "%s%s%.400s", error ? error : "no responseElements",
-                     msg ? ": " : "", msg ? msg : "");
+            char *why = qfs_xasprintf("%s%s%.*s", error ? error : "no responseElements", msg ? ": " : "",
+                                      msg ? (int)qfs_utf8_cut(msg, 400) : 0, msg ? msg : "");
             parser_plan_add_skip(plan, QFS_SKIP_API_CALL_FAILED, why, NULL, NULL);
+            free(why);
             return;
         }
         if (strcmp(name, "RegisterTaskDefinition") == 0) plan_register(plan, req, resp);
@@ -379,12 +396,20 @@ void parser_plan_cleanup(struct parser_plan *plan)
 static void skip_image(struct parser_plan *plan, enum qfs_skip_reason reason, const char *detail,
                        const struct parser_container *c, const struct qfs_image_ref *ref)
 {
-    parser_plan_add_skip(plan, reason, detail, c->image, c->task_definition_arn);
-    struct qfs_skip *s = &plan->skips[plan->nskips - 1];
-    s->deploy.containers = qfs_xcalloc(1, sizeof(char *));
-    s->deploy.containers[0] = qfs_xstrdup(c->name);
-    s->deploy.ncontainers = 1;
-    if (ref && ref->digest[0]) s->digest = qfs_xstrdup(ref->digest);
+    /* The same image skipped again (another task of a RunTask): name the container on that skip. */
+    for (size_t i = 0; i < plan->nskips; i++) {
+        struct qfs_skip *s = &plan->skips[i];
+        if (s->reason != reason || !s->image || strcmp(s->image, c->image) != 0 || s->deploy.ncontainers == 0)
+            continue;
+        for (size_t k = 0; k < s->deploy.ncontainers; k++)
+            if (strcmp(s->deploy.containers[k], c->name) == 0) return;
+        if (s->deploy.ncontainers >= QFS_PROTO_MAX_CONTAINERS) return;
+        s->deploy.containers = qfs_xrealloc(s->deploy.containers, (s->deploy.ncontainers + 1) * sizeof(char *));
+        s->deploy.containers[s->deploy.ncontainers++] = qfs_xstrdup(c->name);
+        return;
+    }
+    skip_container(plan, reason, detail, c->name, c->image, c->task_definition_arn);
+    if (ref && ref->digest[0]) plan->skips[plan->nskips - 1].digest = qfs_xstrdup(ref->digest);
 }
 
 /* The standard registry host of an ECR image, whatever endpoint variant the reference used, so
@@ -424,16 +449,16 @@ void parser_group(struct parser_plan *plan, struct parser_image **out, size_t *n
         id.digest = ref.digest[0] ? qfs_xstrdup(ref.digest) : c->digest ? qfs_xstrdup(c->digest) : NULL;
         id.image = qfs_xstrdup(c->image);
 
-        /* Same image (same repository and tag or digest): one record naming every container. */
+        /* One record per image key (the digest when known): the first container's reference
+         * wins, and the record names every container. Two records with one key would share a
+         * Nats-Msg-Id and the stream would drop the second. */
+        char key[QFS_IMAGE_KEY_MAX], other[QFS_IMAGE_KEY_MAX];
         struct parser_image *hit = NULL;
-        for (size_t k = 0; k < n && !hit; k++) {
-            const struct qfs_image_id *o = &images[k].record.image;
-            bool same_tag = (!o->tag && !id.tag) || (o->tag && id.tag && strcmp(o->tag, id.tag) == 0);
-            bool same_digest = (!o->digest && !id.digest) ||
-                               (o->digest && id.digest && strcmp(o->digest, id.digest) == 0);
-            if (strcmp(o->registry, id.registry) == 0 && strcmp(o->repository, id.repository) == 0 &&
-                same_tag && same_digest)
-                hit = &images[k];
+        if (qfs_image_key_format(key, sizeof(key), &id) == QFS_OK) {
+            for (size_t k = 0; k < n && !hit; k++)
+                if (qfs_image_key_format(other, sizeof(other), &images[k].record.image) == QFS_OK &&
+                    strcmp(key, other) == 0)
+                    hit = &images[k];
         }
         if (!hit) {
             images = qfs_xrealloc(images, (n + 1) * sizeof(*images));

@@ -149,9 +149,11 @@ struct explain {
     struct explain_input *inputs;
     size_t next, count;
     FILE *out;
+    bool pumping;  /* explain_pump is on the stack */
+    bool resolved; /* the input in hand has been printed */
 };
 
-static void explain_next(struct explain *x);
+static void explain_pump(struct explain *x);
 
 static void print_dlq(FILE *out, const char *payload, size_t len, const char *reason)
 {
@@ -209,7 +211,8 @@ static void explain_resolved(void *arg, qfs_status st, const char *reason, struc
         else fprintf(x->out, "{\"error\":\"cannot encode the outputs\"}\n");
         qfs_outbox_cleanup(&ob);
     }
-    explain_next(x);
+    x->resolved = true;
+    if (!x->pumping) explain_pump(x);
 }
 
 /* Wraps a CloudTrail record (an event's detail) in the envelope EventBridge would give it. */
@@ -274,27 +277,35 @@ static void explain_inputs(struct explain *x, const char *text, size_t len)
     cJSON_Delete(root);
 }
 
-static void explain_next(struct explain *x)
+/* Explains the inputs one after the other. A lookup that answers later calls back into this; one
+ * answered at once returns to the loop here, so a log of thousands of records never recurses. */
+static void explain_pump(struct explain *x)
 {
-    if (x->next >= x->count) {
-        for (size_t i = 0; i < x->count; i++) free(x->inputs[i].text);
-        free(x->inputs);
-        x->inputs = NULL;
-        state_close(&x->st);
-        return;
+    x->pumping = true;
+    while (x->next < x->count) {
+        const struct explain_input *in = &x->inputs[x->next++];
+        struct qfs_event ev;
+        char err[256];
+        if (qfs_event_decode(in->text, in->len, &ev, err, sizeof(err)) != QFS_OK) {
+            print_dlq(x->out, in->text, in->len, err);
+            continue;
+        }
+        struct parser_plan plan;
+        parser_plan(&ev, &plan);
+        qfs_event_cleanup(&ev);
+        x->resolved = false;
+        parser_resolve(&x->st.deps, &plan, false, explain_needs_lookup, explain_resolved, x);
+        if (!x->resolved) {
+            x->pumping = false; /* explain_resolved goes on when the lookups answer */
+            return;
+        }
     }
-    const struct explain_input *in = &x->inputs[x->next++];
-    struct qfs_event ev;
-    char err[256];
-    if (qfs_event_decode(in->text, in->len, &ev, err, sizeof(err)) != QFS_OK) {
-        print_dlq(x->out, in->text, in->len, err);
-        explain_next(x);
-        return;
-    }
-    struct parser_plan plan;
-    parser_plan(&ev, &plan);
-    qfs_event_cleanup(&ev);
-    parser_resolve(&x->st.deps, &plan, false, explain_needs_lookup, explain_resolved, x);
+    x->pumping = false;
+    for (size_t i = 0; i < x->count; i++) free(x->inputs[i].text);
+    free(x->inputs);
+    x->inputs = NULL;
+    x->count = x->next = 0;
+    state_close(&x->st);
 }
 
 static bool aws_configured(void)
@@ -339,7 +350,7 @@ static int parser_command(struct qfs_svc *svc, int argc, char **argv)
     }
     explain_inputs(&x, in.data ? in.data : "", in.len);
     qfs_buf_cleanup(&in);
-    explain_next(&x);
+    explain_pump(&x);
     /* The runtime runs the loop until the lookups end; the inputs go with the process. */
     return 0;
 }

@@ -49,6 +49,9 @@ uint64_t qfs_mono_ms(void);
 /* Formats epoch milliseconds as RFC 3339 UTC with milliseconds: 2026-05-01T10:00:00.123Z. */
 void qfs_format_time_ms(int64_t ms, char out[32]);
 
+/* The longest prefix of s (a NUL-terminated string) of at most max bytes that does not split a
+ * UTF-8 sequence: where to cut text that must stay valid UTF-8. */
+size_t qfs_utf8_cut(const char *s, size_t max);
 /* Returns true when s is valid UTF-8 of length n. */
 bool qfs_utf8_is_valid(const char *s, size_t n);
 /* Standard base64 (with padding) of n bytes; the caller frees the result. */
