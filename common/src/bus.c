@@ -65,6 +65,9 @@ struct qfs_delivery {
     bool pub_failed;
     int64_t retry_delay_ms;
     bool dlq; /* waiting for its DLQ entry to be stored */
+    /* Returned to the server by qfs_bus_nak_all while its handler still held it: whatever the
+     * handler does with it now only frees it. */
+    bool abandoned;
 };
 
 struct qfs_bus {
@@ -79,6 +82,7 @@ struct qfs_bus {
     int max_outstanding;
 
     uv_async_t async;
+    uv_work_t flush;
     pthread_mutex_t mu;
     pthread_cond_t cond;
     struct event *ev_head, *ev_tail;
@@ -100,9 +104,11 @@ struct qfs_bus {
     struct pub *wait_head, *wait_tail; /* publishes waiting for room */
     size_t waiting;
     struct qfs_delivery *deliveries;
+    struct qfs_delivery *abandoned; /* NAKed at the drain deadline, still held by handlers */
     size_t inflight;
     void (*closed)(void *arg);
     void *closed_arg;
+    bool closing; /* the service has stopped: nothing more is delivered */
 };
 
 static qfs_status map_nats(natsStatus s)
@@ -617,21 +623,38 @@ static void deliver(struct qfs_bus *bus, struct fetcher *f, natsMsg *msg)
     f->def.handle(bus->ctx, d);
 }
 
-/* Removes d from the bus, returns the fetcher's room and frees d. */
-static void settle(struct qfs_delivery *d)
+static void unlink_delivery(struct qfs_delivery **head, struct qfs_delivery *d)
+{
+    if (d->prev) d->prev->next = d->next;
+    else *head = d->next;
+    if (d->next) d->next->prev = d->prev;
+    d->next = d->prev = NULL;
+}
+
+/* Takes d out of the in-flight count and gives its fetcher the room back. */
+static void release_room(struct qfs_delivery *d)
 {
     struct fetcher *f = d->fetcher;
     struct qfs_bus *bus = f->bus;
-    if (d->prev) d->prev->next = d->next;
-    else bus->deliveries = d->next;
-    if (d->next) d->next->prev = d->prev;
     bus->inflight--;
-    natsMsg_Destroy(d->msg);
-    free(d);
     pthread_mutex_lock(&bus->mu);
     f->held--;
     pthread_cond_broadcast(&bus->cond);
     pthread_mutex_unlock(&bus->mu);
+}
+
+/* Removes d from the bus, returns the fetcher's room (unless already given back) and frees d. */
+static void settle(struct qfs_delivery *d)
+{
+    struct qfs_bus *bus = d->fetcher->bus;
+    if (d->abandoned) {
+        unlink_delivery(&bus->abandoned, d);
+    } else {
+        unlink_delivery(&bus->deliveries, d);
+        release_room(d);
+    }
+    natsMsg_Destroy(d->msg);
+    free(d);
 }
 
 const char *qfs_delivery_subject(const struct qfs_delivery *d)
@@ -682,18 +705,22 @@ static void log_settle_failure(const struct qfs_delivery *d, const char *what, n
 
 void qfs_delivery_ack(struct qfs_delivery *d)
 {
-    natsStatus s = natsMsg_Ack(d->msg, NULL);
+    natsStatus s = d->abandoned ? NATS_OK : natsMsg_Ack(d->msg, NULL);
     if (s != NATS_OK) log_settle_failure(d, "ack", s);
     settle(d);
 }
 
 void qfs_delivery_in_progress(struct qfs_delivery *d)
 {
-    natsMsg_InProgress(d->msg, NULL);
+    if (!d->abandoned) natsMsg_InProgress(d->msg, NULL);
 }
 
 void qfs_delivery_retry(struct qfs_delivery *d, int64_t delay_ms, qfs_status st, const char *reason)
 {
+    if (d->abandoned) {
+        settle(d);
+        return;
+    }
     int max = d->fetcher->def.max_deliver;
     if (max > 0 && d->count >= (uint64_t)max) {
         char why[512];
@@ -715,6 +742,10 @@ void qfs_delivery_retry(struct qfs_delivery *d, int64_t delay_ms, qfs_status st,
 static void dlq_stored(void *arg, qfs_status st)
 {
     struct qfs_delivery *d = arg;
+    if (d->abandoned) {
+        settle(d);
+        return;
+    }
     if (st != QFS_OK) {
         /* The DLQ entry is not stored: leave the message to be redelivered rather than lose it. */
         qfs_error("dead-letter publish failed; message will be redelivered", "subject",
@@ -745,6 +776,10 @@ qfs_status qfs_bus_publish_dlq(struct qfs_bus *bus, const struct qfs_dlq_entry *
 void qfs_delivery_dead_letter(struct qfs_delivery *d, qfs_status st, const char *reason)
 {
     struct qfs_bus *bus = d->fetcher->bus;
+    if (d->abandoned) {
+        settle(d);
+        return;
+    }
     struct qfs_dlq_entry e;
     memset(&e, 0, sizeof(e));
     size_t len = 0;
@@ -834,7 +869,9 @@ static void finish_one(void *arg, qfs_status st)
     struct qfs_delivery *d = arg;
     if (st != QFS_OK) d->pub_failed = true;
     if (--d->pubs_left > 0) return;
-    if (d->pub_failed)
+    if (d->abandoned)
+        settle(d);
+    else if (d->pub_failed)
         qfs_delivery_retry(d, d->retry_delay_ms, QFS_UNAVAILABLE, "an output was not stored");
     else
         qfs_delivery_ack(d);
@@ -843,7 +880,7 @@ static void finish_one(void *arg, qfs_status st)
 void qfs_delivery_finish(struct qfs_delivery *d, struct qfs_outbox *ob, int64_t retry_delay_ms)
 {
     struct qfs_bus *bus = d->fetcher->bus;
-    if (!ob || ob->n == 0) {
+    if (d->abandoned || !ob || ob->n == 0) {
         if (ob) qfs_outbox_cleanup(ob);
         qfs_delivery_ack(d);
         return;
@@ -884,7 +921,16 @@ static void on_async(uv_async_t *h)
         struct event *next = ev->next;
         switch (ev->kind) {
         case EV_MSG:
-            deliver(bus, ev->fetcher, ev->msg);
+            if (bus->closing) {
+                /* Fetched while the service stopped: straight back to the server. */
+                natsMsg_Nak(ev->msg, NULL);
+                natsMsg_Destroy(ev->msg);
+                pthread_mutex_lock(&bus->mu);
+                ev->fetcher->held--;
+                pthread_mutex_unlock(&bus->mu);
+            } else {
+                deliver(bus, ev->fetcher, ev->msg);
+            }
             break;
         case EV_PUBACK:
             pub_completed(bus, ev->pub, ev->status);
@@ -908,18 +954,17 @@ static void on_async(uv_async_t *h)
 
 void qfs_bus_nak_all(struct qfs_bus *bus)
 {
+    /* The handlers may still hold these (work in flight at the deadline): the messages go back to
+     * the server now, and the deliveries wait on a list until their handlers let go. */
     while (bus->deliveries) {
         struct qfs_delivery *d = bus->deliveries;
-        if (d->dlq || d->pubs_left) {
-            /* A publish callback still refers to d: detach it from the list; it settles itself. */
-            bus->deliveries = d->next;
-            if (d->next) d->next->prev = NULL;
-            d->next = d->prev = NULL;
-            natsMsg_Nak(d->msg, NULL);
-            continue;
-        }
         natsMsg_Nak(d->msg, NULL);
-        settle(d);
+        unlink_delivery(&bus->deliveries, d);
+        release_room(d);
+        d->abandoned = true;
+        d->next = bus->abandoned;
+        if (d->next) d->next->prev = d;
+        bus->abandoned = d;
     }
 }
 
@@ -938,15 +983,37 @@ static void on_async_closed(uv_handle_t *h)
     if (closed) closed(arg);
 }
 
+static void close_finish(struct qfs_bus *bus);
+
+/* Sends what the loop has buffered (the last acks and NAKs) before the connection goes: a PING
+ * round trip, which blocks, so on a worker thread while the loop goes on reading. */
+static void flush_work(uv_work_t *w)
+{
+    struct qfs_bus *bus = w->data;
+    natsConnection_FlushTimeout(bus->nc, 2000);
+}
+
+static void flush_done(uv_work_t *w, int status)
+{
+    close_finish(w->data);
+}
+
 void qfs_bus_close(struct qfs_bus *bus, void (*closed)(void *arg), void *arg)
 {
+    bus->closed = closed;
+    bus->closed_arg = arg;
+    bus->closing = true;
     atomic_store(&bus->stopping, true);
     pthread_mutex_lock(&bus->mu);
     pthread_cond_broadcast(&bus->cond);
     pthread_mutex_unlock(&bus->mu);
+    /* The fetch threads end within one fetch wait (it needs no loop turn to time out). What they
+     * handed over meanwhile goes back to the server (NAKs) before the flush. */
+    for (size_t i = 0; i < bus->nfetchers; i++)
+        if (bus->fetchers[i].thread_started) uv_thread_join(&bus->fetchers[i].thread);
+    on_async(&bus->async);
     for (size_t i = 0; i < bus->nfetchers; i++) {
         struct fetcher *f = &bus->fetchers[i];
-        if (f->thread_started) uv_thread_join(&f->thread);
         if (f->sub) natsSubscription_Destroy(f->sub);
         free(f->durable);
         free(f->filter);
@@ -954,6 +1021,19 @@ void qfs_bus_close(struct qfs_bus *bus, void (*closed)(void *arg), void *arg)
     free(bus->fetchers);
     bus->fetchers = NULL;
     bus->nfetchers = 0;
+    if (bus->nc && atomic_load(&bus->connected)) {
+        bus->flush.data = bus;
+        if (uv_queue_work(bus->loop, &bus->flush, flush_work, flush_done) == 0) return;
+    }
+    close_finish(bus);
+}
+
+static void close_finish(struct qfs_bus *bus)
+{
+    atomic_store(&bus->stopping, true);
+    pthread_mutex_lock(&bus->mu);
+    pthread_cond_broadcast(&bus->cond);
+    pthread_mutex_unlock(&bus->mu);
 
     /* Whatever is still waiting fails now. */
     while (bus->wait_head) {
@@ -994,7 +1074,7 @@ void qfs_bus_close(struct qfs_bus *bus, void (*closed)(void *arg), void *arg)
         free(ev);
         ev = n;
     }
-    bus->closed = closed;
-    bus->closed_arg = arg;
+    /* Deliveries whose handlers never let go: nothing can reach them any more. */
+    while (bus->abandoned) settle(bus->abandoned);
     uv_close((uv_handle_t *)&bus->async, on_async_closed);
 }

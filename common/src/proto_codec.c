@@ -762,3 +762,30 @@ qfs_status qfs__pe_checked(cJSON *root, size_t size, qfs__from_json_fn from_json
     free(check);
     return qfs__pe_finish(root, s, err, schema, json_out);
 }
+
+/* One deploy as a JSON object, as in a message's deploys[] (for lists kept in the cache store). */
+static qfs_status deploy_from_json(const cJSON *root, void *outp, struct qfs__pd *d)
+{
+    static const char *const keys[] = {QFS__DEPLOY_KEYS};
+    qfs_status s = qfs__pd_object(d, root, NULL, keys, sizeof(keys) / sizeof(*keys), true);
+    return s == QFS_OK ? qfs__pd_deploy(d, root, outp, false, 1) : s;
+}
+
+static void deploy_cleanup_any(void *m)
+{
+    qfs_deploy_cleanup(m);
+}
+
+qfs_status qfs_deploy_encode(const struct qfs_deploy *m, char **json_out)
+{
+    cJSON *root = qfs__pe_object();
+    qfs__pe_deploy(root, m);
+    return qfs__pe_checked(root, sizeof(struct qfs_deploy), deploy_from_json, deploy_cleanup_any,
+                           QFS_SCHEMA_NONE, json_out);
+}
+
+qfs_status qfs_deploy_decode(const char *json, size_t len, struct qfs_deploy *out, char *err,
+                             size_t errlen)
+{
+    return qfs__pd_decode(json, len, out, sizeof(*out), deploy_from_json, err, errlen);
+}

@@ -478,26 +478,12 @@ static void on_marker_set(const struct qfs_kv_result *r, void *arg)
     if (s != QFS_OK) refused(on_marker_read, j, s);
 }
 
-/* Adds this deploy to the running scan's list deploys:<K>#<G'>. The element is the deploy object
- * exactly as scan messages carry it: taken from this record's scan request, so it is encoded
- * (and checked against the schema) by the proto codec. */
+/* Adds this deploy to the running scan's list deploys:<K>#<G'>, as scan messages carry it. */
 static void join_running(struct job *j)
 {
     struct cache *c = j->c;
-    if (add_request(j, false) != QFS_OK) {
-        dead_letter(j, QFS_INTERNAL, "the cache could not encode the deploy");
-        return;
-    }
-    struct qfs_outbox_msg *m = &j->out.outbox.items[0];
-    cJSON *root = cJSON_ParseWithLength(m->data, m->len);
-    cJSON *deploys = cJSON_GetObjectItemCaseSensitive(root, "deploys");
-    cJSON *first = cJSON_DetachItemFromArray(deploys, 0);
-    char *deploy = first ? cJSON_PrintUnformatted(first) : NULL;
-    cJSON_Delete(first);
-    cJSON_Delete(root);
-    qfs_outbox_cleanup(&j->out.outbox);
-    qfs_outbox_init(&j->out.outbox);
-    if (!deploy) {
+    char *deploy = NULL;
+    if (qfs_deploy_encode(&j->rec.deploy, &deploy) != QFS_OK) {
         dead_letter(j, QFS_INTERNAL, "the cache could not encode the deploy");
         return;
     }

@@ -29,7 +29,21 @@ struct slow_work {
     uv_timer_t timer;
     struct qfs_svc *svc;
     struct qfs_delivery *d;
+    struct slow_work *next;
 };
+
+/* Work still running, so stop can cancel it (the runtime returns those messages to the server). */
+static struct slow_work *slow_list;
+
+static void slow_unlink(struct slow_work *w)
+{
+    for (struct slow_work **p = &slow_list; *p; p = &(*p)->next) {
+        if (*p == w) {
+            *p = w->next;
+            return;
+        }
+    }
+}
 
 static void emit(struct qfs_svc *svc, struct qfs_delivery *d)
 {
@@ -65,6 +79,7 @@ static void on_slow_closed(uv_handle_t *h)
 static void on_slow_done(uv_timer_t *t)
 {
     struct slow_work *w = t->data;
+    slow_unlink(w);
     emit(w->svc, w->d);
     t->data = w;
     uv_close((uv_handle_t *)t, on_slow_closed);
@@ -101,6 +116,8 @@ static void handle(void *ctx, struct qfs_delivery *d)
         struct slow_work *w = qfs_xcalloc(1, sizeof(*w));
         w->svc = svc;
         w->d = d;
+        w->next = slow_list;
+        slow_list = w;
         uv_timer_init(qfs_svc_loop(svc), &w->timer);
         w->timer.data = w;
         uv_timer_start(&w->timer, on_slow_done, cJSON_IsNumber(ms) ? (uint64_t)ms->valuedouble : 1000, 0);
@@ -108,6 +125,20 @@ static void handle(void *ctx, struct qfs_delivery *d)
         qfs_delivery_dead_letter(d, QFS_PROTOCOL, "unknown echo action");
     }
     cJSON_Delete(j);
+}
+
+/* Cancels unfinished slow work: its deliveries were already returned when the drain deadline passed,
+ * and a handler must let go of them before the bus closes. */
+static void echo_stop(struct qfs_svc *svc, void (*done)(struct qfs_svc *svc))
+{
+    while (slow_list) {
+        struct slow_work *w = slow_list;
+        slow_list = w->next;
+        qfs_delivery_retry(w->d, 0, QFS_UNAVAILABLE, "shutting down");
+        uv_timer_stop(&w->timer);
+        uv_close((uv_handle_t *)&w->timer, on_slow_closed);
+    }
+    done(svc);
 }
 
 static const struct qfs_consumer_def echo_consumers[] = {
@@ -122,6 +153,7 @@ static const struct qfs_service_def echo_service = {
     .config_size = sizeof(struct echo_config),
     .consumers = echo_consumers,
     .nconsumers = 1,
+    .stop = echo_stop,
 };
 
 int main(int argc, char **argv)

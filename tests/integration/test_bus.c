@@ -39,7 +39,14 @@ static long long now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static void start_echo_with(struct env *e, int idx, const char *extra);
+
 static void start_echo(struct env *e, int idx)
+{
+    start_echo_with(e, idx, NULL);
+}
+
+static void start_echo_with(struct env *e, int idx, const char *extra)
 {
     char bin[1024], log[1024], nats_env[128], run_env[1024];
     snprintf(bin, sizeof(bin), "%s/qfs-test-echo", qfs_test_env("QFS_BIN_DIR", "build/bin"));
@@ -51,7 +58,7 @@ static void start_echo(struct env *e, int idx)
     mkdir(mk, 0755);
     const char *argv[] = {bin, NULL};
     const char *envv[] = {nats_env, run_env, "QFS_TEST_SECRET=" CANARY, "QFS_ACK_WAIT=30s",
-                          "QFS_MAX_DELIVER=5", "QFS_LOG_LEVEL=debug", NULL};
+                          "QFS_MAX_DELIVER=5", "QFS_LOG_LEVEL=debug", extra, NULL};
     e->svc[idx] = qfs_test_spawn("qfs-test-echo", argv, envv, log, false);
     if (idx >= e->nsvc) e->nsvc = idx + 1;
 }
@@ -328,6 +335,40 @@ static void test_sigterm_finishes_inflight_work(void **state)
     assert_true(log_has(e, 0, "\"msg\":\"draining\""));
 }
 
+static void test_drain_deadline_returns_unfinished_work(void **state)
+{
+    struct env *e = *state;
+    start_echo_with(e, 0, "QFS_DRAIN_TIMEOUT_MS=300");
+    wait_healthy(e, 0);
+    const char *body = "{\"action\":\"slow\",\"ms\":3000}";
+    js_publish(e, body, strlen(body), "evt-too-slow");
+    struct log_arg la = {e, "echo received"};
+    assert_true(qfs_test_eventually(log_has_arg, &la, 10000));
+
+    /* The work cannot finish before the deadline: the process still exits 0, at once... */
+    qfs_test_proc_signal(e->svc[0], SIGTERM);
+    int st = 0;
+    assert_true(qfs_test_proc_wait(e->svc[0], 10000, &st));
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        qfs_test_proc_dump_log(e->svc[0], 30);
+        fail_msg("qfs-test-echo ended with wait status %d", st);
+    }
+    assert_true(log_has(e, 0, "drain deadline passed"));
+    assert_true(no_message(e->out, 200));
+
+    /* ...and the message went back to the server: the next instance finishes it. */
+    start_echo(e, 1);
+    cJSON *out = next_json(e->out, 20000, NULL);
+    if (!out) {
+        qfs_test_proc_dump_log(e->svc[0], 30);
+        qfs_test_proc_dump_log(e->svc[1], 30);
+    }
+    assert_non_null(out);
+    assert_int_equal(cJSON_GetObjectItem(out, "delivery")->valueint, 2);
+    cJSON_Delete(out);
+    assert_true(qfs_test_eventually(all_settled, e, 10000));
+}
+
 static void test_racing_setup_and_single_processing(void **state)
 {
     struct env *e = *state;
@@ -421,6 +462,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_poison_goes_to_dlq_intact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retries_exhausted_go_to_dlq, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigterm_finishes_inflight_work, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drain_deadline_returns_unfinished_work, setup, teardown),
         cmocka_unit_test_setup_teardown(test_racing_setup_and_single_processing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_duplicate_msg_id_is_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_never_logged_and_config_errors, setup, teardown),

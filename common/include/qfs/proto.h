@@ -155,6 +155,12 @@ void qfs_deploy_copy(struct qfs_deploy *dst, const struct qfs_deploy *src);
  * the caller allocated; never on borrowed pointers. Safe on a zeroed struct. */
 void qfs_image_id_cleanup(struct qfs_image_id *img);
 void qfs_deploy_cleanup(struct qfs_deploy *d);
+/* One deploy as a JSON object with the fields of a message's deploys[] (the lists of deploys the
+ * cache store keeps). Encode: QFS_INVALID_ARG (logged) when d breaks the schema. Decode:
+ * QFS_PROTOCOL with err naming the field; out is cleaned up by the caller after QFS_OK. */
+qfs_status qfs_deploy_encode(const struct qfs_deploy *d, char **json_out);
+qfs_status qfs_deploy_decode(const char *json, size_t len, struct qfs_deploy *out, char *err,
+                             size_t errlen);
 /* Frees an array of n deploys, each cleaned up, and the array itself. */
 void qfs_deploys_free(struct qfs_deploy *deploys, size_t n);
 
