@@ -58,6 +58,7 @@ static const char *const schema_names[QFS_SCHEMA_COUNT] = {
     [QFS_SCHEMA_SKIP] = "qfs.skip.v1",
     [QFS_SCHEMA_NOTIFICATION] = "qfs.notification.v1",
     [QFS_SCHEMA_DLQ] = "qfs.dlq.v1",
+    [QFS_SCHEMA_SNS_MESSAGE] = "qfs.sns_message.v1",
 };
 
 const char *qfs_schema_name(enum qfs_schema schema)

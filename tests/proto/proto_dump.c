@@ -18,6 +18,7 @@
 #include "qfs/proto_notification.h"
 #include "qfs/proto_scan.h"
 #include "qfs/proto_skip.h"
+#include "qfs/proto_sns.h"
 #include "qfs/util.h"
 
 static int failures;
@@ -319,6 +320,73 @@ static void dump_notifications(void)
     EMIT("notification", "failure", qfs_notification_encode(&f, &json_));
 }
 
+static void dump_sns_messages(void)
+{
+    /* A completed scan: findings of every severity, two deploys, an image that was not scanned. */
+    struct qfs_finding f[3] = {
+        {.qid = 379012, .title = "OpenSSL: \"quoted\" title with é", .severity = 5},
+        {.qid = 380001, .title = "BusyBox: use after free in awk", .severity = 4,
+         .package = "busybox", .installed_version = "1.36.1-r2"},
+        {.qid = 100001, .title = "Informational", .severity = 1},
+    };
+    char *cves[] = {"CVE-2024-12797", "CVE-2023-42363"};
+    f[0].cves = cves;
+    f[0].ncves = 2;
+    struct qfs_deploy deploys[2] = {deploy_update_service(), deploy_update_service()};
+    deploys[1].event_name = "RunTask";
+    deploys[1].event_id = "5d4c3b2a-1f0e-4d9c-8b7a-6f5e4d3c2b1a";
+    deploys[1].service = NULL;
+    char *proxy[] = {"proxy"};
+    struct qfs_sns_not_scanned ns[2] = {
+        {.event_id = "0c9d8e7f-6a5b-4c3d-9e2f-1a0b9c8d7e6f", .reason = QFS_SKIP_NOT_ECR,
+         .image = "nginx:1.25", .detail = "registry docker.io is not a private ECR registry",
+         .containers = proxy, .ncontainers = 1},
+        {.event_id = "5d4c3b2a-1f0e-4d9c-8b7a-6f5e4d3c2b1a",
+         .reason = QFS_SKIP_TASK_DEFINITION_NOT_FOUND, .image = NULL, .detail = NULL},
+    };
+    struct qfs_sns_message m = {
+        .outcome = QFS_SNS_COMPLETED,
+        .image = image_web(),
+        .generation = 1777629600412,
+        .summary = {.qualys_image_sha = "9b1c7e0f3a2d4c5b6a79881726354433221100ffeeddccbbaa99887766554433",
+                    .counts = {.critical = 1, .high = 3, .medium = 7, .low = 2, .info = 1},
+                    .total = 14, .patchable = 9, .scanned_at = "2026-05-01T10:06:41.207Z"},
+        .findings = f,
+        .nfindings = 3,
+        .findings_omitted = 11,
+        .deploys = deploys,
+        .ndeploys = 2,
+        .deploys_omitted = 3,
+        .not_scanned = ns,
+        .nnot_scanned = 2,
+        .not_scanned_omitted = 1,
+        .note = "cut to stay under 256 KiB: 3 deploys, 1 not-scanned image",
+        .notified_at = "2026-05-01T10:06:42.015Z",
+    };
+    EMIT("sns_message", "completed, cut", qfs_sns_message_encode(&m, &json_));
+
+    struct qfs_sns_message c = m;
+    c.summary.counts = (struct qfs_severity_counts){0};
+    c.summary.total = c.summary.patchable = 0;
+    c.nfindings = 0;
+    c.findings_omitted = 0;
+    c.nnot_scanned = 0;
+    c.not_scanned_omitted = 0;
+    c.deploys_omitted = 0;
+    c.note = NULL;
+    c.image.digest = NULL;
+    EMIT("sns_message", "nothing found, no digest", qfs_sns_message_encode(&c, &json_));
+
+    struct qfs_sns_message t = c;
+    t.outcome = QFS_SNS_FAILED;
+    t.failure = (struct qfs_sns_failure){.reason = QFS_SCAN_FAILURE_SCAN_FAILED,
+                                         .detail = "Qualys reported the scan failed",
+                                         .qualys_error_code = "SCAN_ERROR_7",
+                                         .poll_attempts = 4,
+                                         .failed_at = "2026-05-01T10:30:12.004Z"};
+    EMIT("sns_message", "failed", qfs_sns_message_encode(&t, &json_));
+}
+
 static void dump_dlqs(void)
 {
     struct qfs_dlq_header headers[] = {
@@ -484,6 +552,7 @@ static qfs_status roundtrip(const char *line, size_t len, char **json, char *err
     case QFS_SCHEMA_SKIP: ROUNDTRIP(qfs_skip, qfs_skip); break;
     case QFS_SCHEMA_NOTIFICATION: ROUNDTRIP(qfs_notification, qfs_notification); break;
     case QFS_SCHEMA_DLQ: ROUNDTRIP(qfs_dlq_entry, qfs_dlq_entry); break;
+    case QFS_SCHEMA_SNS_MESSAGE: ROUNDTRIP(qfs_sns_message, qfs_sns_message); break;
     default:
         snprintf(err, errlen, "schema: unknown");
         s = QFS_PROTOCOL;
@@ -550,5 +619,6 @@ int main(int argc, char **argv)
     dump_skips();
     dump_notifications();
     dump_dlqs();
+    dump_sns_messages();
     return failures ? 1 : 0;
 }

@@ -53,6 +53,7 @@ enum qfs_schema {
     QFS_SCHEMA_SKIP,
     QFS_SCHEMA_NOTIFICATION,
     QFS_SCHEMA_DLQ,
+    QFS_SCHEMA_SNS_MESSAGE, /* qfs.sns_message.v1: the SNS body, not a bus message */
     QFS_SCHEMA_COUNT
 };
 

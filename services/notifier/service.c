@@ -1,0 +1,288 @@
+/* qfs-notifier as a service: configuration, the clients (cache store, SNS) and the handlers of
+ * qfs.scans.completed.>, qfs.scans.failed.> and qfs.scans.skipped.>. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "notifier.h"
+#include "qfs/aws.h"
+#include "qfs/http.h"
+#include "qfs/kv.h"
+#include "qfs/log.h"
+#include "qfs/service.h"
+#include "qfs/util.h"
+
+/* While a job waits on SNS or the store, its message is kept from redelivery (a third of the ack
+ * wait, at most this often), so a slow Publish retried inside the AWS client is never sent twice
+ * by a second delivery. */
+#define KEEPALIVE_MAX_MS 15000
+
+struct notifier_config {
+    struct qfs_kv_config kv;
+    char *topic_arn;
+    int min_severity; /* index into severity_choices */
+    bool new_only;
+    bool notify_failures;
+};
+
+static const char *const severity_choices[] = {"critical", "high", "medium", "low", "info", NULL};
+
+#define NC(f) QFS_CFG_FIELD(struct notifier_config, f)
+static const struct qfs_config_var notifier_vars[] = {
+    QFS_KV_CONFIG_VARS(struct notifier_config, kv),
+    {"QFS_SNS_TOPIC_ARN", QFS_CFG_STRING, NULL, 0, 0,
+     "SNS topic the notifications are published to.", false, true, NC(topic_arn), NULL},
+    {"QFS_NOTIFY_MIN_SEVERITY", QFS_CFG_ENUM, "high", 0, 0,
+     "Lowest severity found that makes a completed scan worth a notification.", false, false,
+     NC(min_severity), severity_choices},
+    {"QFS_NOTIFY_NEW_ONLY", QFS_CFG_BOOL, "0", 0, 0,
+     "Notify only when findings at or above the threshold are new to the repository's last scan.",
+     false, false, NC(new_only), NULL},
+    {"QFS_NOTIFY_FAILURES", QFS_CFG_BOOL, "1", 0, 0,
+     "Notify when a scan fails (timeout, Qualys errors, no registry, ...).", false, false,
+     NC(notify_failures), NULL},
+};
+
+/* A message being worked on. */
+struct pending {
+    struct notifier_state *st;
+    struct qfs_delivery *d;
+    struct pending *prev, *next;
+};
+
+struct notifier_state {
+    struct qfs_svc *svc;
+    struct qfs_http *http;
+    struct qfs_aws *aws;
+    struct qfs_kv *kv;
+    struct notifier_rules rules;
+    struct notifier_deps deps;
+    uv_timer_t keepalive;
+    bool keepalive_open;
+    struct pending *pending;
+    bool closing;  /* the runtime may have returned the deliveries: never touch them again */
+    bool orphaned; /* stopped with jobs still out: the last one frees the state */
+};
+
+static qfs_status publish_sns(void *ctx, const struct qfs_sns_publish *p, qfs_sns_publish_fn cb,
+                              void *arg)
+{
+    return qfs_sns_publish(ctx, p, cb, arg);
+}
+
+/* ---- settling -------------------------------------------------------------------------------- */
+
+static struct pending *pending_new(struct notifier_state *st, struct qfs_delivery *d)
+{
+    struct pending *p = qfs_xcalloc(1, sizeof(*p));
+    p->st = st;
+    p->d = d;
+    p->next = st->pending;
+    if (st->pending) st->pending->prev = p;
+    st->pending = p;
+    return p;
+}
+
+static void pending_free(struct pending *p)
+{
+    struct notifier_state *st = p->st;
+    if (p->prev) p->prev->next = p->next;
+    else st->pending = p->next;
+    if (p->next) p->next->prev = p->prev;
+    free(p);
+}
+
+/* Back off 2 s, 4 s, ... up to five minutes: a store, SNS or a topic policy recovers. */
+static int64_t retry_delay(struct qfs_delivery *d)
+{
+    uint64_t count = qfs_delivery_count(d);
+    int64_t delay = 2000LL << (count < 8 ? count - 1 : 8);
+    return delay > 300000 ? 300000 : delay;
+}
+
+static void on_done(void *arg, qfs_status s, const char *reason, struct qfs_outbox *ob)
+{
+    struct pending *p = arg;
+    struct notifier_state *st = p->st;
+    struct qfs_delivery *d = p->d;
+    pending_free(p);
+    if (st->closing) {
+        if (st->orphaned && !st->pending) free(st);
+        return;
+    }
+    if (s == QFS_OK) qfs_delivery_finish(d, ob, 2000);
+    else if (notifier_status_is_retryable(s)) qfs_delivery_retry(d, retry_delay(d), s, reason);
+    else qfs_delivery_dead_letter(d, s, reason);
+}
+
+/* ---- handlers -------------------------------------------------------------------------------- */
+
+static void handle_outcome(struct qfs_svc *svc, struct qfs_delivery *d, enum qfs_notify_source src)
+{
+    struct notifier_state *st = qfs_svc_data(svc);
+    size_t len = 0;
+    const char *data = qfs_delivery_data(d, &len);
+    struct notifier_outcome o;
+    memset(&o, 0, sizeof(o));
+    o.source = src;
+    char err[256];
+    qfs_status s = src == QFS_NOTIFY_SOURCE_SCAN_RESULT
+                       ? qfs_scan_result_decode(data, len, &o.result, err, sizeof(err))
+                       : qfs_scan_failure_decode(data, len, &o.failure, err, sizeof(err));
+    if (s != QFS_OK) {
+        qfs_delivery_dead_letter(d, QFS_PROTOCOL, err);
+        return;
+    }
+    notifier_handle_outcome(&st->deps, &o, on_done, pending_new(st, d));
+}
+
+static void handle_completed(void *ctx, struct qfs_delivery *d)
+{
+    handle_outcome(ctx, d, QFS_NOTIFY_SOURCE_SCAN_RESULT);
+}
+
+static void handle_failed(void *ctx, struct qfs_delivery *d)
+{
+    handle_outcome(ctx, d, QFS_NOTIFY_SOURCE_SCAN_FAILURE);
+}
+
+static void handle_skip(void *ctx, struct qfs_delivery *d)
+{
+    struct notifier_state *st = qfs_svc_data(ctx);
+    size_t len = 0;
+    const char *data = qfs_delivery_data(d, &len);
+    struct qfs_skip skip;
+    char err[256];
+    if (qfs_skip_decode(data, len, &skip, err, sizeof(err)) != QFS_OK) {
+        qfs_delivery_dead_letter(d, QFS_PROTOCOL, err);
+        return;
+    }
+    notifier_handle_skip(&st->deps, &skip, on_done, pending_new(st, d));
+    qfs_skip_cleanup(&skip);
+}
+
+static void on_keepalive(uv_timer_t *t)
+{
+    struct notifier_state *st = t->data;
+    for (struct pending *p = st->pending; p; p = p->next) qfs_delivery_in_progress(p->d);
+}
+
+/* ---- start and stop -------------------------------------------------------------------------- */
+
+static qfs_status notifier_start(struct qfs_svc *svc)
+{
+    struct notifier_config *cfg = qfs_svc_config(svc);
+    struct notifier_state *st = qfs_xcalloc(1, sizeof(*st));
+    st->svc = svc;
+    qfs_svc_set_data(svc, st);
+    if (!notifier_topic_arn_is_valid(cfg->topic_arn)) {
+        qfs_error("not an SNS topic ARN", "variable", "QFS_SNS_TOPIC_ARN");
+        return QFS_INVALID_ARG;
+    }
+    st->rules = (struct notifier_rules){
+        .topic_arn = cfg->topic_arn,
+        .min_severity = (enum qfs_severity)(QFS_SEVERITY_CRITICAL - cfg->min_severity),
+        .new_only = cfg->new_only,
+        .notify_failures = cfg->notify_failures,
+    };
+    qfs_status s = qfs_http_new(qfs_svc_loop(svc), NULL, &st->http);
+    struct qfs_aws_options ao = {0};
+    if (s == QFS_OK) s = qfs_aws_new(qfs_svc_loop(svc), st->http, &ao, &st->aws);
+    if (s == QFS_OK) s = qfs_kv_new(qfs_svc_loop(svc), &cfg->kv, st->aws, &st->kv);
+    if (s == QFS_OK && uv_timer_init(qfs_svc_loop(svc), &st->keepalive) == 0) {
+        int64_t every = qfs_svc_runtime_config(svc)->ack_wait_ms / 3;
+        if (every > KEEPALIVE_MAX_MS) every = KEEPALIVE_MAX_MS;
+        if (every < 100) every = 100;
+        st->keepalive_open = true;
+        st->keepalive.data = st;
+        uv_timer_start(&st->keepalive, on_keepalive, (uint64_t)every, (uint64_t)every);
+    }
+    st->deps = (struct notifier_deps){.kv = st->kv, .rules = &st->rules, .publish = publish_sns,
+                                      .publish_ctx = st->aws};
+    char sev[16];
+    snprintf(sev, sizeof(sev), "%s", qfs_severity_str(st->rules.min_severity));
+    if (s == QFS_OK)
+        qfs_info("notifier ready", "topic", cfg->topic_arn, "min_severity", sev, "new_only",
+                 cfg->new_only ? "1" : "0", "failures", cfg->notify_failures ? "1" : "0");
+    return s;
+}
+
+/* Frees what is left once the store and the timer are closed. */
+struct stopping {
+    struct notifier_state *st;
+    void (*done)(struct qfs_svc *svc);
+    int left;
+};
+
+static void stop_step(struct stopping *x)
+{
+    if (--x->left > 0) return;
+    struct notifier_state *st = x->st;
+    struct qfs_svc *svc = st->svc;
+    /* SNS calls still out end here (cancelled), and with them the jobs that wait on them. */
+    qfs_aws_free(st->aws);
+    qfs_http_free(st->http);
+    st->aws = NULL;
+    st->http = NULL;
+    if (st->pending) st->orphaned = true; /* an AWS retry timer may still hold one */
+    else free(st);
+    qfs_svc_set_data(svc, NULL);
+    void (*done)(struct qfs_svc *) = x->done;
+    free(x);
+    done(svc);
+}
+
+static void on_kv_closed(void *arg)
+{
+    stop_step(arg);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    stop_step(h->data);
+}
+
+static void notifier_stop(struct qfs_svc *svc, void (*done)(struct qfs_svc *svc))
+{
+    struct notifier_state *st = qfs_svc_data(svc);
+    if (!st) {
+        done(svc);
+        return;
+    }
+    /* The drain may have ended by returning unsettled deliveries: from now on jobs end without
+     * touching them, and every step that needs the store or SNS fails at once. */
+    st->closing = true;
+    st->deps.kv = NULL;
+    st->deps.publish = NULL;
+    struct stopping *x = qfs_xcalloc(1, sizeof(*x));
+    x->st = st;
+    x->done = done;
+    x->left = 1 + (st->keepalive_open ? 1 : 0) + (st->kv ? 1 : 0);
+    if (st->keepalive_open) {
+        uv_timer_stop(&st->keepalive);
+        st->keepalive.data = x;
+        uv_close((uv_handle_t *)&st->keepalive, on_timer_closed);
+    }
+    if (st->kv) qfs_kv_free(st->kv, on_kv_closed, x);
+    st->kv = NULL;
+    stop_step(x);
+}
+
+static const struct qfs_consumer_def notifier_consumers[] = {
+    {.durable = "notifier-completed", .subject = QFS_SUBJECT_SCANS_COMPLETED,
+     .handle = handle_completed},
+    {.durable = "notifier-failed", .subject = QFS_SUBJECT_SCANS_FAILED, .handle = handle_failed},
+    {.durable = "notifier-skips", .subject = QFS_SUBJECT_SCANS_SKIPPED, .handle = handle_skip},
+};
+
+const struct qfs_service_def notifier_service = {
+    .name = "notifier",
+    .summary = "publishes scan outcomes worth a look to SNS and records every decision",
+    .config = notifier_vars,
+    .nconfig = sizeof(notifier_vars) / sizeof(notifier_vars[0]),
+    .config_size = sizeof(struct notifier_config),
+    .consumers = notifier_consumers,
+    .nconsumers = sizeof(notifier_consumers) / sizeof(notifier_consumers[0]),
+    .start = notifier_start,
+    .stop = notifier_stop,
+};
