@@ -258,7 +258,7 @@ static const struct qfs__pd_str str_cluster = {1, 1024, true, qfs_proto_is_clust
                                                "a cluster name or ARN"};
 static const struct qfs__pd_str str_ecs_service = {1, 1024, true, qfs_proto_is_ecs_service,
                                                    "a service name or ARN"};
-static const struct qfs__pd_str str_container = {1, 255, false, qfs_proto_is_container_name,
+const struct qfs__pd_str qfs__str_container = {1, 255, false, qfs_proto_is_container_name,
                                                  "[A-Za-z0-9_-]+"};
 
 /* ---- decoding -------------------------------------------------------------------------------- */
@@ -567,7 +567,7 @@ qfs_status qfs__pd_deploy(struct qfs__pd *d, const cJSON *obj, struct qfs_deploy
     if (s == QFS_OK) s = qfs__pd_str(d, obj, "service", &str_ecs_service, &out->service);
     if (s == QFS_OK)
         s = qfs__pd_str_array(d, obj, "containers", min_containers, QFS_PROTO_MAX_CONTAINERS,
-                              &str_container, &out->containers, &out->ncontainers);
+                              &qfs__str_container, &out->containers, &out->ncontainers);
     for (size_t i = 0; s == QFS_OK && i < out->ncontainers; i++) {
         for (size_t j = 0; j < i; j++) {
             if (strcmp(out->containers[i], out->containers[j]) == 0) {

@@ -88,7 +88,7 @@ void qfs_finding_cleanup(struct qfs_finding *f)
     memset(f, 0, sizeof(*f));
 }
 
-static void findings_free(struct qfs_finding *f, size_t n)
+void qfs__findings_free(struct qfs_finding *f, size_t n)
 {
     if (!f) return;
     for (size_t i = 0; i < n; i++) qfs_finding_cleanup(&f[i]);
@@ -134,8 +134,8 @@ static qfs_status finding_from_json(struct qfs__pd *d, const cJSON *obj, struct 
     return s;
 }
 
-static qfs_status findings_from_json(struct qfs__pd *d, const cJSON *obj,
-                                     struct qfs_finding **out, size_t *count)
+qfs_status qfs__pd_findings(struct qfs__pd *d, const cJSON *obj, struct qfs_finding **out,
+                            size_t *count)
 {
     *out = NULL;
     *count = 0;
@@ -156,7 +156,7 @@ static qfs_status findings_from_json(struct qfs__pd *d, const cJSON *obj,
         }
     }
     if (s != QFS_OK) {
-        findings_free(v, n);
+        qfs__findings_free(v, n);
         return s;
     }
     *out = v;
@@ -164,7 +164,7 @@ static qfs_status findings_from_json(struct qfs__pd *d, const cJSON *obj,
     return QFS_OK;
 }
 
-static void findings_to_json(cJSON *obj, const struct qfs_finding *f, size_t n)
+void qfs__pe_findings(cJSON *obj, const struct qfs_finding *f, size_t n)
 {
     qfs_assert(n == 0 || f);
     cJSON *arr = qfs__pe_array();
@@ -421,7 +421,7 @@ static qfs_status result_from_json(const cJSON *root, void *outp, struct qfs__pd
         s = qfs__pd_str(d, root, "qualys_image_sha", &qfs__str_qualys_sha, &out->qualys_image_sha);
     if (s == QFS_OK) s = qfs__pd_counts(d, root, "counts", false, &out->counts, NULL);
     if (s == QFS_OK) s = totals_from_json(d, root, &out->counts, &out->total, &out->patchable);
-    if (s == QFS_OK) s = findings_from_json(d, root, &out->findings, &out->nfindings);
+    if (s == QFS_OK) s = qfs__pd_findings(d, root, &out->findings, &out->nfindings);
     if (s == QFS_OK && (int64_t)out->nfindings > out->total)
         s = qfs__pd_fail(d, "findings", "more findings than total");
     if (s == QFS_OK) s = qfs__pd_str(d, root, "scanned_at", &qfs__str_timestamp, &out->scanned_at);
@@ -441,7 +441,7 @@ qfs_status qfs_scan_result_encode(const struct qfs_scan_result *m, char **json_o
     qfs__pe_counts(root, "counts", &m->counts);
     qfs__pe_int(root, "total", m->total);
     qfs__pe_int(root, "patchable", m->patchable);
-    findings_to_json(root, m->findings, m->nfindings);
+    qfs__pe_findings(root, m->findings, m->nfindings);
     qfs__pe_str(root, "scanned_at", m->scanned_at);
     qfs__pe_deploys(root, m->deploys, m->ndeploys);
     return qfs__pe_checked(root, sizeof(struct qfs_scan_result), result_from_json, qfs_scan_result_cleanup_any,
@@ -460,7 +460,7 @@ void qfs_scan_result_cleanup(struct qfs_scan_result *m)
     qfs_image_id_cleanup(&m->image);
     free(m->registry_uuid);
     free(m->qualys_image_sha);
-    findings_free(m->findings, m->nfindings);
+    qfs__findings_free(m->findings, m->nfindings);
     free(m->scanned_at);
     qfs_deploys_free(m->deploys, m->ndeploys);
     memset(m, 0, sizeof(*m));

@@ -29,120 +29,7 @@ const char *qfs_sns_message_severity(const struct qfs_sns_message *m)
     return qfs_severity_str(qfs_severity_counts_max(&m->summary.counts));
 }
 
-/* ---- findings (the shape of scan_result.schema.json's) --------------------------------------- */
-
-/* CVE-YYYY-N{4,19} */
-static bool check_cve(const char *s)
-{
-    if (strncmp(s, "CVE-", 4) != 0) return false;
-    for (int i = 4; i < 8; i++)
-        if (s[i] < '0' || s[i] > '9') return false;
-    if (s[8] != '-') return false;
-    size_t n = 0;
-    while (s[9 + n] >= '0' && s[9 + n] <= '9') n++;
-    return n >= 4 && n <= 19 && s[9 + n] == '\0';
-}
-
-/* [A-Za-z0-9_-]+ */
-static bool check_container(const char *s)
-{
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-              *s == '_' || *s == '-'))
-            return false;
-    return true;
-}
-
-static const struct qfs__pd_str str_cve = {13, 28, false, check_cve, "CVE-YYYY-NNNN"};
-static const struct qfs__pd_str str_title = {1, 1024, false, NULL, NULL};
-static const struct qfs__pd_str str_container = {1, 255, false, check_container, "[A-Za-z0-9_-]+"};
-
-static int finding_order(const struct qfs_finding *x, const struct qfs_finding *y)
-{
-    if (x->severity != y->severity) return x->severity > y->severity ? -1 : 1;
-    return x->qid < y->qid ? -1 : x->qid > y->qid;
-}
-
-static void findings_free(struct qfs_finding *f, size_t n)
-{
-    if (!f) return;
-    for (size_t i = 0; i < n; i++) qfs_finding_cleanup(&f[i]);
-    free(f);
-}
-
-static qfs_status finding_from_json(struct qfs__pd *d, const cJSON *obj, struct qfs_finding *out)
-{
-    static const char *const keys[] = {"qid", "title", "severity", "cves", "package",
-                                       "installed_version", "fixed_version"};
-    memset(out, 0, sizeof(*out));
-    int64_t severity = 0;
-    qfs_status s = qfs__pd_object(d, obj, NULL, keys, sizeof(keys) / sizeof(*keys), true);
-    if (s == QFS_OK) s = qfs__pd_int(d, obj, "qid", 1, QFS__PROTO_INT_MAX, &out->qid);
-    if (s == QFS_OK) s = qfs__pd_str(d, obj, "title", &str_title, &out->title);
-    if (s == QFS_OK) s = qfs__pd_int(d, obj, "severity", 1, 5, &severity);
-    out->severity = (int)severity;
-    if (s == QFS_OK)
-        s = qfs__pd_str_array(d, obj, "cves", 0, QFS_SCAN_MAX_CVES, &str_cve, &out->cves,
-                              &out->ncves);
-    if (s == QFS_OK) s = qfs__pd_str(d, obj, "package", &qfs__str_short_text_or_null, &out->package);
-    if (s == QFS_OK)
-        s = qfs__pd_str(d, obj, "installed_version", &qfs__str_short_text_or_null,
-                        &out->installed_version);
-    if (s == QFS_OK)
-        s = qfs__pd_str(d, obj, "fixed_version", &qfs__str_short_text_or_null, &out->fixed_version);
-    if (s != QFS_OK) qfs_finding_cleanup(out);
-    return s;
-}
-
-static qfs_status findings_from_json(struct qfs__pd *d, const cJSON *obj,
-                                     struct qfs_finding **out, size_t *count)
-{
-    *out = NULL;
-    *count = 0;
-    const cJSON *arr;
-    size_t n;
-    qfs_status s = qfs__pd_array(d, obj, "findings", 0, QFS_SCAN_MAX_FINDINGS, &arr, &n);
-    if (s != QFS_OK || n == 0) return s;
-    struct qfs_finding *v = qfs_xcalloc(n, sizeof(*v));
-    size_t i = 0;
-    for (const cJSON *c = arr->child; c && s == QFS_OK; c = c->next, i++) {
-        size_t old = qfs__pd_enter(d, "findings", (long)i);
-        s = finding_from_json(d, c, &v[i]);
-        qfs__pd_leave(d, old);
-        if (s == QFS_OK && i > 0 && finding_order(&v[i - 1], &v[i]) >= 0) {
-            char field[32];
-            snprintf(field, sizeof(field), "findings[%zu]", i);
-            s = qfs__pd_fail(d, field, "out of order (most severe first, then ascending qid)");
-        }
-    }
-    if (s != QFS_OK) {
-        findings_free(v, n);
-        return s;
-    }
-    *out = v;
-    *count = n;
-    return QFS_OK;
-}
-
-static void findings_to_json(cJSON *obj, const struct qfs_finding *f, size_t n)
-{
-    qfs_assert(n == 0 || f);
-    cJSON *arr = qfs__pe_array();
-    for (size_t i = 0; i < n; i++) {
-        cJSON *o = qfs__pe_object();
-        qfs__pe_int(o, "qid", f[i].qid);
-        qfs__pe_str(o, "title", f[i].title);
-        qfs__pe_int(o, "severity", f[i].severity);
-        qfs__pe_str_array(o, "cves", f[i].cves, f[i].ncves);
-        qfs__pe_str(o, "package", f[i].package);
-        qfs__pe_str(o, "installed_version", f[i].installed_version);
-        qfs__pe_str(o, "fixed_version", f[i].fixed_version);
-        qfs__pe_add(arr, NULL, o);
-    }
-    qfs__pe_add(obj, "findings", arr);
-}
-
-/* ---- failure --------------------------------------------------------------------------------- */
+/* ---- failure ---------------------------------------------------------------------------------- */
 
 static void failure_cleanup(struct qfs_sns_failure *f)
 {
@@ -248,8 +135,8 @@ static qfs_status one_not_scanned(struct qfs__pd *d, const cJSON *obj,
     if (s == QFS_OK) s = qfs__pd_str(d, obj, "image", &qfs__str_text_or_null, &out->image);
     if (s == QFS_OK) s = qfs__pd_str(d, obj, "detail", &qfs__str_text_or_null, &out->detail);
     if (s == QFS_OK)
-        s = qfs__pd_str_array(d, obj, "containers", 0, QFS_PROTO_MAX_CONTAINERS, &str_container,
-                              &out->containers, &out->ncontainers);
+        s = qfs__pd_str_array(d, obj, "containers", 0, QFS_PROTO_MAX_CONTAINERS,
+                              &qfs__str_container, &out->containers, &out->ncontainers);
     for (size_t i = 0; s == QFS_OK && i < out->ncontainers; i++) {
         for (size_t j = 0; j < i; j++) {
             if (strcmp(out->containers[i], out->containers[j]) == 0) {
@@ -331,7 +218,7 @@ static qfs_status from_json(const cJSON *root, void *outp, struct qfs__pd *d)
     if (s == QFS_OK) s = qfs__pd_int(d, root, "generation", 1, QFS__PROTO_INT_MAX, &out->generation);
     if (s == QFS_OK) s = qfs__pd_summary(d, root, "summary", &out->summary, &summary_null);
     if (s == QFS_OK) s = failure_from_json(d, root, &out->failure, &failure_null);
-    if (s == QFS_OK) s = findings_from_json(d, root, &out->findings, &out->nfindings);
+    if (s == QFS_OK) s = qfs__pd_findings(d, root, &out->findings, &out->nfindings);
     if (s == QFS_OK)
         s = qfs__pd_int(d, root, "findings_omitted", 0, COUNT_MAX, &out->findings_omitted);
     if (s == QFS_OK) s = qfs__pd_deploys(d, root, &out->deploys, &out->ndeploys);
@@ -389,7 +276,7 @@ qfs_status qfs_sns_message_encode(const struct qfs_sns_message *m, char **json_o
     qfs__pe_summary(root, "summary", completed ? &m->summary : NULL);
     if (completed) qfs__pe_null(root, "failure");
     else failure_to_json(root, &m->failure);
-    findings_to_json(root, m->findings, m->nfindings);
+    qfs__pe_findings(root, m->findings, m->nfindings);
     qfs__pe_int(root, "findings_omitted", m->findings_omitted);
     qfs__pe_deploys(root, m->deploys, m->ndeploys);
     qfs__pe_int(root, "deploys_omitted", m->deploys_omitted);
@@ -412,7 +299,7 @@ void qfs_sns_message_cleanup(struct qfs_sns_message *m)
     if (!m) return;
     qfs_image_id_cleanup(&m->image);
     qfs_scan_summary_cleanup(&m->summary);
-    findings_free(m->findings, m->nfindings);
+    qfs__findings_free(m->findings, m->nfindings);
     failure_cleanup(&m->failure);
     qfs_deploys_free(m->deploys, m->ndeploys);
     not_scanned_free(m->not_scanned, m->nnot_scanned);

@@ -35,7 +35,7 @@ struct qfs__pd_str {
 extern const struct qfs__pd_str qfs__str_account, qfs__str_region, qfs__str_service,
     qfs__str_digest, qfs__str_digest_or_null, qfs__str_qualys_sha, qfs__str_uuid,
     qfs__str_uuid_or_null, qfs__str_timestamp, qfs__str_event_id, qfs__str_event_id_or_null,
-    qfs__str_text, qfs__str_text_or_null, qfs__str_short_text_or_null;
+    qfs__str_text, qfs__str_text_or_null, qfs__str_short_text_or_null, qfs__str_container;
 
 void qfs__pd_init(struct qfs__pd *d, char *err, size_t errlen);
 /* Writes "<path><field>: <message>" to the error buffer and returns QFS_PROTOCOL. */
@@ -127,6 +127,14 @@ void qfs__pe_deploys(cJSON *obj, const struct qfs_deploy *deploys, size_t n);
  * returns QFS_INVALID_ARG. Deletes root in every case. */
 qfs_status qfs__pe_finish(cJSON *root, qfs_status check, const char *err, enum qfs_schema schema,
                           char **json_out);
+
+/* The findings list of scan results and SNS messages ("findings", ordered most severe first, then
+ * ascending qid, at most QFS_SCAN_MAX_FINDINGS): read, written, freed. */
+struct qfs_finding;
+qfs_status qfs__pd_findings(struct qfs__pd *d, const cJSON *obj, struct qfs_finding **out,
+                            size_t *count);
+void qfs__pe_findings(cJSON *obj, const struct qfs_finding *f, size_t n);
+void qfs__findings_free(struct qfs_finding *f, size_t n);
 
 /* A message's validating reader (out is the message struct) and its cleanup. */
 typedef qfs_status (*qfs__from_json_fn)(const cJSON *root, void *out, struct qfs__pd *d);
