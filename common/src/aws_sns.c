@@ -26,6 +26,8 @@ static qfs_status put_param(struct qfs_buf *out, const char *name, const char *v
 static void sanitise_subject(const char *in, char out[QFS_SNS_MAX_SUBJECT + 1])
 {
     size_t n = 0;
+    /* SNS refuses a subject that starts with a blank. */
+    while (*in == ' ' || *in == '\t' || *in == '\r' || *in == '\n') in++;
     for (const unsigned char *p = (const unsigned char *)in; *p && n < QFS_SNS_MAX_SUBJECT; p++) {
         if (*p >= 0x20 && *p < 0x7F) out[n++] = (char)*p;
         else if (*p == '\r' || *p == '\n' || *p == '\t') out[n++] = ' ';
@@ -45,9 +47,16 @@ qfs_status qfs_sns_publish_encode(const struct qfs_sns_publish *p, struct qfs_bu
     if (!p || !p->topic_arn || strncmp(p->topic_arn, "arn:", 4) != 0 || strlen(p->topic_arn) > MAX_ARN ||
         !is_utf8(p->topic_arn) || !p->message || !*p->message || !is_utf8(p->message))
         return QFS_INVALID_ARG;
-    if (strlen(p->message) > QFS_SNS_MAX_MESSAGE) return QFS_TOO_BIG;
     if (p->nattributes > QFS_SNS_MAX_ATTRIBUTES || (p->nattributes && !p->attributes))
         return QFS_INVALID_ARG;
+    /* SNS counts the attributes (name, type and value) in the 256 KiB along with the message. */
+    size_t total = strlen(p->message);
+    for (size_t i = 0; i < p->nattributes; i++) {
+        const struct qfs_sns_attribute *a = &p->attributes[i];
+        total += (a->name ? strlen(a->name) : 0) + (a->value ? strlen(a->value) : 0) +
+                 strlen(a->data_type ? a->data_type : "String");
+    }
+    if (total > QFS_SNS_MAX_MESSAGE) return QFS_TOO_BIG;
     for (size_t i = 0; i < p->nattributes; i++) {
         const struct qfs_sns_attribute *a = &p->attributes[i];
         const char *type = a->data_type ? a->data_type : "String";

@@ -702,11 +702,28 @@ static void test_sns_publish_encode(void **state)
     q.subject = NULL;
     qfs_buf_reset(&b);
 
+    /* A leading blank is dropped: SNS refuses it. */
+    q.subject = "  \r\nqfs: 2C web:1";
+    assert_int_equal(qfs_sns_publish_encode(&q, &b), QFS_OK);
+    assert_non_null(strstr(b.data, "&Subject=qfs%3A%202C%20web%3A1&"));
+    q.subject = NULL;
+    qfs_buf_reset(&b);
+
     char *big = repeat('m', QFS_SNS_MAX_MESSAGE + 1);
     q.message = big;
     assert_int_equal(qfs_sns_publish_encode(&q, &b), QFS_TOO_BIG);
     big[QFS_SNS_MAX_MESSAGE] = '\0';
     assert_int_equal(qfs_sns_publish_encode(&q, &b), QFS_OK);
+    qfs_buf_reset(&b);
+    /* The attributes count in the 256 KiB too. */
+    struct qfs_sns_attribute attr = {.name = "severity", .value = "high"};
+    q.attributes = &attr;
+    q.nattributes = 1;
+    assert_int_equal(qfs_sns_publish_encode(&q, &b), QFS_TOO_BIG);
+    big[QFS_SNS_MAX_MESSAGE - strlen("severity") - strlen("high") - strlen("String")] = '\0';
+    assert_int_equal(qfs_sns_publish_encode(&q, &b), QFS_OK);
+    q.attributes = NULL;
+    q.nattributes = 0;
     free(big);
     qfs_buf_reset(&b);
     q.message = "bad \xff utf8";
