@@ -57,3 +57,62 @@ stack-up: ## Start the local stack in the background (environment in .stack/env)
 
 stack-down: ## Stop the local stack and remove .stack
 	@tools/stack down --dir $(STACK_DIR)
+
+# ---- Deploying to AWS and the container image (README "Deploying to AWS"). The work is done by
+# deploy/qfs-deploy.sh, which reads the parameters from the environment: make passes the ones given
+# on its command line (AWS_REGION=... QUALYS_POD=... VpcId=...). DRY_RUN=1 prints the aws and docker
+# commands instead of running them. Qualys credentials are read from QUALYS_API_TOKEN or
+# QUALYS_USERNAME/QUALYS_PASSWORD and only ever written to private files, never to a command line.
+DEPLOY := deploy/qfs-deploy.sh
+
+.PHONY: deploy deploy-region update destroy destroy-region deploy-hub deploy-spoke \
+        deploy-spoke-stackset logs status test-event get-qualys-info list-registries image push-image \
+        help-deploy
+
+help-deploy: ## The deployment targets' parameters
+	@$(DEPLOY) usage
+
+deploy: ## Deploy qfs into one account (AWS_REGION QUALYS_POD IMAGE_URI|ECR_REPO VpcId SubnetIds + credentials)
+	@$(DEPLOY) deploy
+
+deploy-region: ## Forward other Regions of the account to the deployed qfs (REGION=a,b)
+	@$(DEPLOY) deploy-region
+
+update: ## Rebuild and push the image (ECR_REPO), roll it out and force a new deployment
+	@$(DEPLOY) update
+
+destroy: ## Delete the qfs stack (STACK_NAME, AWS_REGION)
+	@$(DEPLOY) destroy
+
+destroy-region: ## Delete the regional forwarders (REGION=a,b)
+	@$(DEPLOY) destroy-region
+
+deploy-hub: ## Deploy the hub in the security account (also OrganizationId)
+	@$(DEPLOY) deploy-hub
+
+deploy-spoke: ## Deploy a spoke in this member account (CentralEventBusArn SecurityAccountId)
+	@$(DEPLOY) deploy-spoke
+
+deploy-spoke-stackset: ## Deploy the spokes to OrgUnitIds by StackSet (REGION=a,b for several Regions)
+	@$(DEPLOY) deploy-spoke-stackset
+
+logs: ## Tail the services' logs (SERVICE=parser for one, SINCE=1h, FOLLOW=0)
+	@$(DEPLOY) logs
+
+status: ## Stack, ECS service and queue depths
+	@$(DEPLOY) status
+
+test-event: ## Send a sample deploy event (of the qfs image itself) into the deployed queue
+	@$(DEPLOY) test-event
+
+get-qualys-info: ## The Qualys AWS account and external id the ECR role trusts, and the connectors
+	@$(DEPLOY) get-qualys-info
+
+list-registries: ## The registries Qualys knows (QUALYS_POD + credentials)
+	@$(DEPLOY) list-registries
+
+image: ## Build the container image for linux/amd64 and linux/arm64 (docker buildx; PLATFORMS=...)
+	@$(DEPLOY) image
+
+push-image: ## Build and push the image to ECR_REPO:IMAGE_TAG (both platforms)
+	@$(DEPLOY) push-image

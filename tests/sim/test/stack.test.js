@@ -192,7 +192,7 @@ describe('tools/stack', () => {
       event: {
         'detail-type': 'ECS Task State Change',
         source: 'aws.ecs',
-        detail: { lastStatus: 'PENDING', desiredStatus: 'RUNNING', taskDefinitionArn: 'arn:aws:ecs:eu-west-1:111122223333:task-definition/web:42', containers: [] },
+        detail: { lastStatus: 'RUNNING', desiredStatus: 'RUNNING', taskDefinitionArn: 'arn:aws:ecs:eu-west-1:111122223333:task-definition/web:42', containers: [] },
       },
     });
     assert.strictEqual(state.deliveries.length, 1, 'a task state change is delivered');
