@@ -57,21 +57,9 @@ static int teardown(void **state)
     return 0;
 }
 
-/* Puts an event on the hub's default bus as AWS would, after a member account's or region's rule
- * forwarded it there (aws-sim's /_sim/events/deliver): the envelope keeps its own account. */
 static void deliver(struct env *e, const char *event_json)
 {
-    char url[512];
-    snprintf(url, sizeof(url), "%s/_sim/events/deliver", qfs_test_stack_get(&e->stack, "QFS_SIM_AWS_URL"));
-    char *req = NULL;
-    if (asprintf(&req, "{\"event\":%s,\"bus\":\"default\",\"bus_account\":\"111122223333\","
-                       "\"bus_region\":\"eu-west-1\"}", event_json) < 0)
-        abort();
-    char *body = NULL;
-    int code = qfs_test_http("POST", url, req, &body);
-    free(req);
-    if (code != 200) fail_msg("deliver failed: %d %s", code, body ? body : "");
-    free(body);
+    qfs_test_deliver_event(&e->stack, event_json);
 }
 
 static char *event(const char *id, const char *account, const char *region, const char *detail)
@@ -86,29 +74,9 @@ static char *event(const char *id, const char *account, const char *region, cons
     return s;
 }
 
-/* Every stored message on filter, read through an ephemeral JetStream consumer from the start. */
 static cJSON *stored(struct env *e, const char *filter)
 {
-    cJSON *list = cJSON_CreateArray();
-    natsSubscription *sub = NULL;
-    jsSubOptions so;
-    jsSubOptions_Init(&so);
-    so.Config.DeliverPolicy = js_DeliverAll;
-    so.Config.AckPolicy = js_AckNone;
-    jsErrCode jerr = 0;
-    if (js_SubscribeSync(&sub, e->js, filter, NULL, &so, &jerr) != NATS_OK) return list;
-    natsMsg *m = NULL;
-    while (natsSubscription_NextMsg(&m, sub, 300) == NATS_OK) {
-        cJSON *j = cJSON_ParseWithLength(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m));
-        const char *id = NULL;
-        natsMsgHeader_Get(m, "Nats-Msg-Id", &id);
-        if (j && id) cJSON_AddStringToObject(j, "_msg_id", id);
-        if (j) cJSON_AddItemToArray(list, j);
-        natsMsg_Destroy(m);
-    }
-    natsSubscription_Unsubscribe(sub);
-    natsSubscription_Destroy(sub);
-    return list;
+    return qfs_test_stored(qfs_test_stack_get(&e->stack, "QFS_NATS_URL"), filter);
 }
 
 /* Messages on filter whose event_id is id. */

@@ -1,6 +1,9 @@
 /* Helpers for integration tests: temp dirs, child processes, free ports, real servers. */
 #include "testlib.h"
 
+#include <cjson/cJSON.h>
+#include <nats/nats.h>
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -427,4 +430,70 @@ int qfs_test_http(const char *method, const char *url, const char *json, char **
     unlink(tmpl);
     if (json) unlink(bodyfile);
     return code;
+}
+
+struct cJSON *qfs_test_http_json(const char *method, const char *url, const char *json)
+{
+    char *body = NULL;
+    int code = qfs_test_http(method, url, json, &body);
+    cJSON *j = code / 100 == 2 && body ? cJSON_Parse(body) : NULL;
+    free(body);
+    return j;
+}
+
+void qfs_test_deliver_event(const struct qfs_test_stack *st, const char *event_json)
+{
+    char url[512];
+    snprintf(url, sizeof(url), "%s/_sim/events/deliver", qfs_test_stack_get(st, "QFS_SIM_AWS_URL"));
+    char *req = NULL;
+    if (asprintf(&req, "{\"event\":%s,\"bus\":\"default\",\"bus_account\":\"111122223333\","
+                       "\"bus_region\":\"eu-west-1\"}", event_json) < 0)
+        die("asprintf");
+    char *body = NULL;
+    int code = qfs_test_http("POST", url, req, &body);
+    free(req);
+    if (code != 200) {
+        fprintf(stderr, "testlib: aws-sim refused the event: %d %s\n", code, body ? body : "");
+        abort();
+    }
+    free(body);
+}
+
+struct cJSON *qfs_test_stored(const char *url, const char *filter)
+{
+    cJSON *list = cJSON_CreateArray();
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    natsSubscription *sub = NULL;
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Config.DeliverPolicy = js_DeliverAll;
+    so.Config.AckPolicy = js_AckNone;
+    jsErrCode jerr = 0;
+    if (natsConnection_ConnectTo(&nc, url) != NATS_OK || natsConnection_JetStream(&js, nc, NULL) != NATS_OK ||
+        js_SubscribeSync(&sub, js, filter, NULL, &so, &jerr) != NATS_OK)
+        goto out;
+    /* Everything stored is delivered at once; a quiet 300 ms means the end. */
+    natsMsg *m = NULL;
+    while (natsSubscription_NextMsg(&m, sub, 300) == NATS_OK) {
+        cJSON *j = cJSON_ParseWithLength(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m));
+        const char *id = NULL;
+        natsMsgHeader_Get(m, "Nats-Msg-Id", &id);
+        if (cJSON_IsObject(j)) {
+            if (id) cJSON_AddStringToObject(j, "_msg_id", id);
+            cJSON_AddStringToObject(j, "_subject", natsMsg_GetSubject(m));
+            cJSON_AddItemToArray(list, j);
+        } else {
+            cJSON_Delete(j);
+        }
+        natsMsg_Destroy(m);
+    }
+out:
+    if (sub) {
+        natsSubscription_Unsubscribe(sub);
+        natsSubscription_Destroy(sub);
+    }
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    return list;
 }

@@ -86,6 +86,20 @@ struct qfs_test_proc *qfs_test_service_start(const struct qfs_test_stack *st, co
  * body is not NULL, the response body (caller frees). */
 int qfs_test_http(const char *method, const char *url, const char *json, char **body);
 
+/* An HTTP request whose answer is JSON: the parsed body (caller deletes), or NULL when the status
+ * is not 2xx or the body is not JSON. */
+struct cJSON *qfs_test_http_json(const char *method, const char *url, const char *json);
+
+/* Puts an EventBridge event (JSON text) on the hub's default bus through aws-sim, as a member
+ * account's or region's rule would forward it: the envelope keeps its own account and region.
+ * Aborts the test when aws-sim refuses it. */
+void qfs_test_deliver_event(const struct qfs_test_stack *st, const char *event_json);
+
+/* Every message stored on filter, oldest first, read through an ephemeral JetStream consumer:
+ * an array of the parsed bodies, each with "_msg_id" (its Nats-Msg-Id) and "_subject" added.
+ * url is the NATS server. The caller deletes the array. */
+struct cJSON *qfs_test_stored(const char *url, const char *filter);
+
 /* Polls fn(arg) every 20 ms until it returns true or timeout_ms passes. */
 bool qfs_test_eventually(bool (*fn)(void *arg), void *arg, int timeout_ms);
 
