@@ -15,6 +15,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "qfs/log.h"
 #include "qfs/proto_dlq.h"
@@ -88,6 +89,7 @@ struct qfs_bus {
     struct event *ev_head, *ev_tail;
     struct pub *buckets[PUB_BUCKETS]; /* outstanding publishes by natsMsg pointer; guarded by mu */
     bool stream_ready;                /* guarded by mu */
+    bool nats_closed;                 /* nats.c's closed callback has run; guarded by mu */
 
     atomic_bool stopping;
     atomic_bool connected;
@@ -152,6 +154,16 @@ static void post_kind(struct qfs_bus *bus, enum event_kind kind, struct fetcher 
 }
 
 /* ---- connection ---------------------------------------------------------------------------- */
+
+/* nats.c's last callback for a connection: after it, none of them touches the bus. */
+static void on_nats_closed(natsConnection *nc, void *closure)
+{
+    struct qfs_bus *bus = closure;
+    pthread_mutex_lock(&bus->mu);
+    bus->nats_closed = true;
+    pthread_cond_broadcast(&bus->cond);
+    pthread_mutex_unlock(&bus->mu);
+}
 
 static void on_disconnected(natsConnection *nc, void *closure)
 {
@@ -242,6 +254,7 @@ qfs_status qfs_bus_new(struct qfs_bus **out, uv_loop_t *loop, const struct qfs_b
     if (s == NATS_OK) s = natsOptions_SetRetryOnFailedConnect(bus->nopts, true, on_connected, bus);
     if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(bus->nopts, on_disconnected, bus);
     if (s == NATS_OK) s = natsOptions_SetReconnectedCB(bus->nopts, on_reconnected, bus);
+    if (s == NATS_OK) s = natsOptions_SetClosedCB(bus->nopts, on_nats_closed, bus);
     if (s == NATS_OK) s = natsOptions_SetErrorHandler(bus->nopts, on_async_error, bus);
     if (s == NATS_OK)
         s = natsOptions_SetEventLoop(bus->nopts, loop, natsLibuv_Attach, natsLibuv_Read,
@@ -1012,6 +1025,9 @@ void qfs_bus_close(struct qfs_bus *bus, void (*closed)(void *arg), void *arg)
     for (size_t i = 0; i < bus->nfetchers; i++)
         if (bus->fetchers[i].thread_started) uv_thread_join(&bus->fetchers[i].thread);
     on_async(&bus->async);
+    /* Deliveries whose handlers never let go (the service has stopped): nothing reaches them any
+     * more. Freed while their fetchers still exist. */
+    while (bus->abandoned) settle(bus->abandoned);
     for (size_t i = 0; i < bus->nfetchers; i++) {
         struct fetcher *f = &bus->fetchers[i];
         if (f->sub) natsSubscription_Destroy(f->sub);
@@ -1046,6 +1062,15 @@ static void close_finish(struct qfs_bus *bus)
     bus->js = NULL;
     if (bus->nc) {
         natsConnection_Close(bus->nc);
+        /* nats.c calls back (disconnected, closed) from its own thread: wait for the last one
+         * before the bus goes, a short wait at exit. */
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 2;
+        pthread_mutex_lock(&bus->mu);
+        while (!bus->nats_closed)
+            if (pthread_cond_timedwait(&bus->cond, &bus->mu, &until) != 0) break;
+        pthread_mutex_unlock(&bus->mu);
         natsConnection_Destroy(bus->nc);
         bus->nc = NULL;
     }
@@ -1074,7 +1099,5 @@ static void close_finish(struct qfs_bus *bus)
         free(ev);
         ev = n;
     }
-    /* Deliveries whose handlers never let go: nothing can reach them any more. */
-    while (bus->abandoned) settle(bus->abandoned);
     uv_close((uv_handle_t *)&bus->async, on_async_closed);
 }

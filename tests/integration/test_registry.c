@@ -35,7 +35,7 @@ struct env {
 
 /* Username and password only: the stack also names a Secrets Manager secret, and one source is
  * allowed at a time. */
-static const char *const service_env[] = {"QFS_LOG_LEVEL=debug", "QFS_QUALYS_SECRET_ARN=", NULL};
+static const char *const service_env[] = {"QFS_LOG_LEVEL=debug", NULL};
 
 /* ---- qualys-sim ------------------------------------------------------------------------------- */
 
@@ -471,9 +471,9 @@ static void test_sigterm_mid_lookup_releases_the_lock(void **state)
     stop_clean(e, &e->reg);
     /* A short AckWait too: the message comes back at once when the NAK of the drain arrives,
      * else after AckWait. */
-    const char *const short_drain[] = {"QFS_LOG_LEVEL=debug", "QFS_QUALYS_SECRET_ARN=", "QFS_DRAIN_TIMEOUT_MS=300",
+    const char *const short_drain[] = {"QFS_LOG_LEVEL=debug", "QFS_DRAIN_TIMEOUT_MS=300",
                                        "QFS_ACK_WAIT=5s", NULL};
-    const char *const restarted[] = {"QFS_LOG_LEVEL=debug", "QFS_QUALYS_SECRET_ARN=", "QFS_ACK_WAIT=5s", NULL};
+    const char *const restarted[] = {"QFS_LOG_LEVEL=debug", "QFS_ACK_WAIT=5s", NULL};
     e->reg = qfs_test_service_start(&e->stack, "registry", "draining", short_drain);
     assert_true(qfs_test_eventually(is_running, e->reg, 20000));
     sim_send(e, "POST", "/_sim/faults", "{\"endpoint\":\"registry-list\",\"latencyMs\":4000,\"count\":1}");
@@ -526,7 +526,7 @@ static void test_two_processes_racing_make_one_registry(void **state)
     /* Two replicas that hold two messages each (the server may hand out more in all), and a slow
      * first listing, so that both take part in the burst while the first lookup is open. */
     stop_clean(e, &e->reg);
-    const char *const race_env[] = {"QFS_LOG_LEVEL=debug", "QFS_QUALYS_SECRET_ARN=", "QFS_MAX_ACK_PENDING=2",
+    const char *const race_env[] = {"QFS_LOG_LEVEL=debug", "QFS_MAX_ACK_PENDING=2",
                                     NULL};
     e->reg = qfs_test_service_start(&e->stack, "registry", "a", race_env);
     e->reg_b = qfs_test_service_start(&e->stack, "registry", "b", race_env);

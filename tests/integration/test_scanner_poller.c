@@ -40,7 +40,7 @@ struct env {
 /* The poller polls every second; the stack's Qualys credentials are the user and password (the
  * stack also names a Secrets Manager secret, and only one source may be set). */
 static const char *const poller_env[] = {"QFS_POLL_INTERVAL_SECONDS=1", "QFS_POLL_FIRST_DELAYS=1",
-                                         "QFS_QUALYS_SECRET_ARN=", "QFS_HUB_ACCOUNT_ID=" ACCOUNT,
+                                         "QFS_HUB_ACCOUNT_ID=" ACCOUNT,
                                          "QFS_LOG_LEVEL=debug", NULL};
 
 /* ---- HTTP ------------------------------------------------------------------------------------ */

@@ -59,7 +59,8 @@ void qfs_bus_stop_fetching(struct qfs_bus *bus, void (*done)(void *arg), void *a
 /* Number of deliveries not yet settled and publishes not yet acknowledged. */
 size_t qfs_bus_inflight(const struct qfs_bus *bus);
 size_t qfs_bus_publishes_pending(const struct qfs_bus *bus);
-/* Settles every unsettled delivery with a NAK (used when the drain deadline passes). */
+/* Returns every unsettled delivery to the server with a NAK (the drain deadline has passed). A
+ * handler still holding one must still settle it; that then only frees it. */
 void qfs_bus_nak_all(struct qfs_bus *bus);
 /* Closes the connection and every handle; closed(arg) runs when all are closed. Frees bus. */
 void qfs_bus_close(struct qfs_bus *bus, void (*closed)(void *arg), void *arg);

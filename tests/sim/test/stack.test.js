@@ -146,7 +146,7 @@ describe('tools/stack', () => {
     };
     for (const [k, v] of Object.entries(fixed)) assert.strictEqual(env[k], v, k);
     for (const k of ['QFS_NATS_URL', 'QFS_REDIS_URL', 'QFS_SQS_QUEUE_URL', 'QFS_SQS_DLQ_URL', 'QFS_SNS_TOPIC_ARN', 'QFS_QUALYS_SECRET_ARN',
-      'AWS_ENDPOINT_URL', 'QUALYS_GATEWAY_URL', 'QUALYS_USERNAME', 'QUALYS_PASSWORD', 'QFS_SIM_AWS_URL', 'QFS_SIM_QUALYS_URL', 'QFS_NATS_MONITOR_URL']) {
+      'AWS_ENDPOINT_URL', 'QUALYS_GATEWAY_URL', 'QFS_SIM_QUALYS_USERNAME', 'QFS_SIM_QUALYS_PASSWORD', 'QFS_SIM_AWS_URL', 'QFS_SIM_QUALYS_URL', 'QFS_NATS_MONITOR_URL']) {
       assert.ok(env[k], k + ' is set');
     }
     assert.match(env.QFS_NATS_URL, /^nats:\/\/127\.0\.0\.1:\d+$/);
@@ -229,7 +229,7 @@ describe('tools/stack', () => {
 
     const secret = await clients.secrets.send(new GetSecretValueCommand({ SecretId: env.QFS_QUALYS_SECRET_ARN }));
     assert.strictEqual(secret.Name, 'qfs/qualys');
-    assert.deepStrictEqual(JSON.parse(secret.SecretString), { username: env.QUALYS_USERNAME, password: env.QUALYS_PASSWORD });
+    assert.deepStrictEqual(JSON.parse(secret.SecretString), { username: env.QFS_SIM_QUALYS_USERNAME, password: env.QFS_SIM_QUALYS_PASSWORD });
 
     const table = (await clients.ddb.send(new DescribeTableCommand({ TableName: 'qfs-cache' }))).Table;
     assert.strictEqual(table.TableStatus, 'ACTIVE');
@@ -241,7 +241,9 @@ describe('tools/stack', () => {
   });
 
   it('bootstraps idempotently: a second run reports the same resources', async () => {
-    const again = await run(process.execPath, [path.join(ROOT, 'tools', 'stack-bootstrap.js')], env);
+    // The bootstrap takes the simulator's Qualys login as tools/stack hands it over.
+    const again = await run(process.execPath, [path.join(ROOT, 'tools', 'stack-bootstrap.js')],
+      Object.assign({}, env, { QUALYS_USERNAME: env.QFS_SIM_QUALYS_USERNAME, QUALYS_PASSWORD: env.QFS_SIM_QUALYS_PASSWORD }));
     assert.strictEqual(again.code, 0, again.stderr);
     const lines = Object.fromEntries(again.stdout.trim().split('\n').map((l) => l.split('\t')));
     for (const k of ['QFS_SQS_QUEUE_URL', 'QFS_SQS_DLQ_URL', 'QFS_SNS_TOPIC_ARN', 'QFS_QUALYS_SECRET_ARN']) assert.strictEqual(lines[k], env[k], k);
@@ -255,7 +257,7 @@ describe('tools/stack', () => {
     const health = await request(env.QFS_NATS_MONITOR_URL, { path: '/healthz' });
     assert.strictEqual(health.status, 200);
     const auth = await request(env.QUALYS_GATEWAY_URL, {
-      method: 'POST', path: '/auth', form: { username: env.QUALYS_USERNAME, password: env.QUALYS_PASSWORD, token: 'true' },
+      method: 'POST', path: '/auth', form: { username: env.QFS_SIM_QUALYS_USERNAME, password: env.QFS_SIM_QUALYS_PASSWORD, token: 'true' },
     });
     assert.strictEqual(auth.status, 201);
     assert.strictEqual(auth.text.split('.').length, 3, 'a JWT');
