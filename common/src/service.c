@@ -357,6 +357,7 @@ int qfs_service_main(const struct qfs_service_def *def, int argc, char **argv)
     svc.config = qfs_xcalloc(1, def->config_size ? def->config_size : 1);
     qfs_status rs = qfs_config_load(runtime_vars, NRUNTIME_VARS, &svc.rt, stderr);
     qfs_status ss = def->nconfig ? qfs_config_load(def->config, def->nconfig, svc.config, stderr) : QFS_OK;
+    if (ss == QFS_OK && def->check_config) ss = def->check_config(svc.config, stderr);
     int code = 0;
     if (rs != QFS_OK || ss != QFS_OK) {
         fprintf(stderr, "qfs-%s: invalid configuration (see the lines above; --help lists every variable)\n",

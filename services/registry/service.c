@@ -183,7 +183,6 @@ static qfs_status registry_start(struct qfs_svc *svc)
     struct registry_state *st = qfs_xcalloc(1, sizeof(*st));
     qfs_svc_set_data(svc, st);
     st->svc = svc;
-    if (qfs_qualys_config_check(&cfg->qualys, stderr) != QFS_OK) return QFS_INVALID_ARG;
     uv_loop_t *loop = qfs_svc_loop(svc);
     qfs_status s = qfs_http_new(loop, NULL, &st->http);
     bool need_aws = (cfg->qualys.secret_arn && *cfg->qualys.secret_arn) || cfg->kv.backend == QFS_KV_DYNAMODB;
@@ -253,6 +252,13 @@ static const struct qfs_consumer_def registry_consumers[] = {
     {.durable = "registry-requests", .subject = QFS_SUBJECT_SCANS_REQUESTED, .handle = handle_request},
 };
 
+/* One Qualys credential source and a known gateway: checked with every variable read. */
+static qfs_status registry_check_config(const void *config, FILE *err)
+{
+    const struct registry_svc_config *cfg = config;
+    return qfs_qualys_config_check(&cfg->qualys, err);
+}
+
 const struct qfs_service_def registry_service = {
     .name = "registry",
     .summary = "finds or creates the Qualys registry of each image's ECR account and region",
@@ -261,6 +267,7 @@ const struct qfs_service_def registry_service = {
     .config_size = sizeof(struct registry_svc_config),
     .consumers = registry_consumers,
     .nconsumers = 1,
+    .check_config = registry_check_config,
     .start = registry_start,
     .stop = registry_stop,
 };

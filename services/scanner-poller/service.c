@@ -173,7 +173,6 @@ static qfs_status poller_start(struct qfs_svc *svc)
         qfs_error("QFS_HUB_ACCOUNT_ID must be 12 digits");
         return QFS_INVALID_ARG;
     }
-    if (qfs_qualys_config_check(&cfg->qualys, stderr) != QFS_OK) return QFS_INVALID_ARG;
 
     poller_consumers[0].max_deliver = (int)cfg->max_checks + EXTRA_DELIVERIES;
 
@@ -244,6 +243,13 @@ static void poller_stop(struct qfs_svc *svc, void (*done)(struct qfs_svc *svc))
     }
 }
 
+/* One Qualys credential source and a known gateway: checked with every variable read. */
+static qfs_status poller_check_config(const void *config, FILE *err)
+{
+    const struct poller_config *cfg = config;
+    return qfs_qualys_config_check(&cfg->qualys, err);
+}
+
 const struct qfs_service_def scanner_poller_service = {
     .name = "scanner-poller",
     .summary = "submits a Qualys scan for each ready image and follows it to a result or a failure",
@@ -252,6 +258,7 @@ const struct qfs_service_def scanner_poller_service = {
     .config_size = sizeof(struct poller_config),
     .consumers = poller_consumers,
     .nconsumers = 1,
+    .check_config = poller_check_config,
     .start = poller_start,
     .stop = poller_stop,
 };

@@ -4,6 +4,7 @@
 #define QFS_SERVICE_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -38,6 +39,10 @@ struct qfs_service_def {
      * handlers get the struct qfs_svc * as their ctx. */
     const struct qfs_consumer_def *consumers;
     size_t nconsumers;
+    /* Checks that span several variables (one credential source, ...), after every variable was
+     * read: writes one line per problem naming the variables to err and returns non-OK. Runs in
+     * every mode, so --check-config exits 2 for them too. NULL: none. */
+    qfs_status (*check_config)(const void *config, FILE *err);
     /* On the loop, once config is loaded and the bus connected, before any message arrives. */
     qfs_status (*start)(struct qfs_svc *svc);
     /* On the loop after the drain: release clients, closing handles; call done(svc) when closed. */
