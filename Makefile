@@ -116,3 +116,8 @@ image: ## Build the container image for linux/amd64 and linux/arm64 (docker buil
 
 push-image: ## Build and push the image to ECR_REPO:IMAGE_TAG (both platforms)
 	@$(DEPLOY) push-image
+
+.PHONY: demo
+demo: setup ## The whole pipeline on this machine in about a minute, against the simulators
+	@$(MAKE) --no-print-directory build >/dev/null
+	@BUILD_DIR=$(BUILD_DIR) scripts/demo.sh
