@@ -756,3 +756,19 @@ struct qfs_aws_creds *qfs_aws_credentials_provider(struct qfs_aws *aws)
 {
     return aws->creds;
 }
+
+const struct qfs_aws_env_doc qfs_aws_env_docs[] = {
+    {"AWS_REGION", "Region of the AWS calls (falls back to AWS_DEFAULT_REGION)."},
+    {"AWS_DEFAULT_REGION", "Region when AWS_REGION is not set."},
+    {"AWS_ACCESS_KEY_ID", "Access key; with AWS_SECRET_ACCESS_KEY it takes precedence over the task role."},
+    {"AWS_SECRET_ACCESS_KEY", "Secret key. Secret."},
+    {"AWS_SESSION_TOKEN", "Session token of temporary credentials. Secret."},
+    {"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "Set by ECS on Fargate: the task role's credentials, refreshed before they expire."},
+    {"AWS_CONTAINER_CREDENTIALS_FULL_URI", "Credentials endpoint (https, loopback, 169.254.170.2 or .23 only)."},
+    {"AWS_CONTAINER_AUTHORIZATION_TOKEN", "Authorization header for the full URI. Secret."},
+    {"AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "File holding that token."},
+    {"AWS_ENDPOINT_URL", "Endpoint for every AWS service (the simulators in development)."},
+    {"AWS_ENDPOINT_URL_<SERVICE>", "Endpoint for one service: SQS, SNS, ECS, ECR, STS, SECRETS_MANAGER, DYNAMODB."},
+    {"AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true: ignore the endpoint variables."},
+    {NULL, NULL},
+};

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "qfs/aws.h"
 #include "qfs/log.h"
 #include "qfs/proto.h"
 #include "qfs/util.h"
@@ -111,6 +112,9 @@ static void print_help(const struct qfs_service_def *def, FILE *out)
         fprintf(out, "\nEnvironment (qfs-%s):\n", def->name);
         qfs_config_print_help(def->config, def->nconfig, out);
     }
+    fprintf(out, "\nEnvironment (AWS, the SDKs' standard names):\n");
+    for (const struct qfs_aws_env_doc *d = qfs_aws_env_docs; d->name; d++)
+        fprintf(out, "  %-34s %s\n", d->name, d->meaning);
 }
 
 static int check_health(const struct qfs_svc *svc)

@@ -124,6 +124,14 @@ bool qfs_aws_creds_invalidate(struct qfs_aws_creds *p);
 /* Number of successful fetches from the container endpoint (tests, metrics). */
 unsigned qfs_aws_creds_fetches(const struct qfs_aws_creds *p);
 
+/* The standard AWS variables this module reads, with what each means, for --help and the README
+ * (NULL-terminated). */
+struct qfs_aws_env_doc {
+    const char *name;
+    const char *meaning;
+};
+extern const struct qfs_aws_env_doc qfs_aws_env_docs[];
+
 /* ---- the client ----------------------------------------------------------------------------- */
 
 struct qfs_aws;
