@@ -7,6 +7,7 @@
 #include "parser.h"
 #include "qfs/aws_ecr.h"
 #include "qfs/aws_ecs.h"
+#include "qfs/kv.h"
 #include "qfs/log.h"
 #include "qfs/util.h"
 
@@ -42,8 +43,13 @@ static void step_free(struct step *s)
     free(s);
 }
 
+static void remember(struct job *job, const char *arn, const struct parser_container *c, size_t n,
+                     const struct qfs_ecs_task_definition *td);
+
 static void finish(struct job *job)
 {
+    if (job->retry == QFS_OK && job->plan.remember_arn)
+        remember(job, job->plan.remember_arn, job->plan.containers, job->plan.ncontainers, NULL);
     if (job->retry != QFS_OK)
         job->cb(job->arg, job->retry, job->retry_reason, &job->plan, NULL, 0);
     else
@@ -62,6 +68,62 @@ static void note_retry(struct job *job, qfs_status st, const char *what, const c
 }
 
 static void start_digests(struct job *job);
+
+/* The cache key of a task definition's containers. */
+static char *taskdef_key(const char *arn)
+{
+    return qfs_xasprintf("taskdef:%s", arn);
+}
+
+/* Adds the containers of a cached task definition ([{"name","image"}...]); false when the value is
+ * not such a list (then ECS is asked instead). */
+static bool add_cached_containers(struct job *job, const char *arn, const char *value, size_t len)
+{
+    cJSON *list = cJSON_ParseWithLength(value, len);
+    bool ok = cJSON_IsArray(list) && cJSON_GetArraySize(list) > 0;
+    const cJSON *c;
+    cJSON_ArrayForEach(c, list) {
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(c, "name");
+        const cJSON *image = cJSON_GetObjectItemCaseSensitive(c, "image");
+        if (!cJSON_IsString(name) || !cJSON_IsString(image)) ok = false;
+    }
+    if (ok) {
+        cJSON_ArrayForEach(c, list) {
+            parser_plan_add_container(&job->plan, cJSON_GetObjectItemCaseSensitive(c, "name")->valuestring,
+                                      cJSON_GetObjectItemCaseSensitive(c, "image")->valuestring, NULL, arn);
+        }
+    }
+    cJSON_Delete(list);
+    return ok;
+}
+
+/* Remembers a task definition's containers for later deploys of it (best effort: a failed write
+ * only costs a DescribeTaskDefinition later). */
+static void remember(struct job *job, const char *arn, const struct parser_container *c, size_t n,
+                     const struct qfs_ecs_task_definition *td)
+{
+    if (!job->deps.kv || !arn) return;
+    cJSON *list = cJSON_CreateArray();
+    size_t count = td ? td->ncontainers : n;
+    for (size_t i = 0; i < count; i++) {
+        const char *name = td ? td->containers[i].name : c[i].name;
+        const char *image = td ? td->containers[i].image : c[i].image;
+        if (!name || !image) continue;
+        if (!td && c[i].task_definition_arn && strcmp(c[i].task_definition_arn, arn) != 0) continue;
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "name", name);
+        cJSON_AddStringToObject(o, "image", image);
+        cJSON_AddItemToArray(list, o);
+    }
+    char *json = cJSON_GetArraySize(list) ? cJSON_PrintUnformatted(list) : NULL;
+    cJSON_Delete(list);
+    if (json) {
+        char *key = taskdef_key(arn);
+        qfs_kv_put(job->deps.kv, key, json, strlen(json), job->deps.taskdef_ttl_s, NULL, NULL);
+        free(key);
+        free(json);
+    }
+}
 
 static void step_done(struct job *job)
 {
@@ -164,6 +226,7 @@ static void on_task_definition(const struct qfs_aws_response *r, const struct qf
     struct step *s = arg;
     struct job *job = s->job;
     if (r->status == QFS_OK) {
+        remember(job, s->arn, NULL, 0, td);
         for (size_t i = 0; i < td->ncontainers; i++) {
             if (!td->containers[i].image) {
                 parser_plan_add_skip(&job->plan, QFS_SKIP_INVALID_IMAGE,
@@ -198,6 +261,32 @@ static void describe_with(struct step *s, const struct qfs_aws_credentials *cred
     }
 }
 
+static void on_cached_taskdef(const struct qfs_kv_result *r, void *arg)
+{
+    struct step *s = arg;
+    struct job *job = s->job;
+    if (r->status == QFS_OK && add_cached_containers(job, s->arn, r->value, r->len)) {
+        step_free(s);
+        step_done(job);
+        return;
+    }
+    /* Not cached (or the store is away): ask ECS. */
+    with_creds(s, describe_with);
+}
+
+/* Looks the task definition up in the cache first, then in ECS. */
+static void lookup_task_definition(struct step *s)
+{
+    struct job *job = s->job;
+    if (job->deps.kv) {
+        char *key = taskdef_key(s->arn);
+        qfs_status st = qfs_kv_get(job->deps.kv, key, on_cached_taskdef, s);
+        free(key);
+        if (st == QFS_OK) return;
+    }
+    with_creds(s, describe_with);
+}
+
 static void start_lookups(struct job *job)
 {
     job->pending = 1; /* held until every lookup has started */
@@ -212,7 +301,7 @@ static void start_lookups(struct job *job)
         s->arn = qfs_xstrdup(arn);
         arn_parts(arn, s->account, s->region, s->partition);
         job->pending++;
-        with_creds(s, describe_with);
+        lookup_task_definition(s);
     }
     step_done(job);
 }

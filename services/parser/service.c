@@ -9,6 +9,7 @@
 #include "qfs/aws.h"
 #include "qfs/aws_sts.h"
 #include "qfs/http.h"
+#include "qfs/kv.h"
 #include "qfs/log.h"
 #include "qfs/proto_dlq.h"
 #include "qfs/service.h"
@@ -20,10 +21,12 @@ struct parser_config {
     char *describe_role;
     char *hub_account;
     int64_t taskdef_ttl_s;
+    struct qfs_kv_config kv;
 };
 
 #define PC(f) QFS_CFG_FIELD(struct parser_config, f)
 static const struct qfs_config_var parser_vars[] = {
+    QFS_KV_CONFIG_VARS(struct parser_config, kv),
     {"QFS_ECS_DESCRIBE_ROLE_NAME", QFS_CFG_STRING, "QfsEcsDescribeRole", 0, 0,
      "Role the parser assumes in member accounts for ECS DescribeTaskDefinition and ECR "
      "DescribeImages.", false, false, PC(describe_role), NULL},
@@ -40,10 +43,11 @@ struct parser_state {
     struct qfs_http *http;
     struct qfs_aws *aws;
     struct qfs_aws_sts *sts;
+    struct qfs_kv *kv;
     struct parser_deps deps;
 };
 
-static qfs_status state_open(struct qfs_svc *svc, struct parser_state *st, bool need_aws)
+static qfs_status state_open(struct qfs_svc *svc, struct parser_state *st, bool need_aws, bool with_cache)
 {
     struct parser_config *cfg = qfs_svc_config(svc);
     memset(st, 0, sizeof(*st));
@@ -60,13 +64,17 @@ static qfs_status state_open(struct qfs_svc *svc, struct parser_state *st, bool 
     if (s == QFS_OK) s = qfs_aws_new(qfs_svc_loop(svc), st->http, &ao, &st->aws);
     struct qfs_aws_sts_options so = {.session_name = "qfs-parser"};
     if (s == QFS_OK) s = qfs_aws_sts_new(qfs_svc_loop(svc), st->aws, &so, &st->sts);
+    /* The task definition cache is the service's; --explain asks ECS every time. */
+    if (s == QFS_OK && with_cache) s = qfs_kv_new(qfs_svc_loop(svc), &cfg->kv, st->aws, &st->kv);
     st->deps.aws = st->aws;
     st->deps.sts = st->sts;
+    st->deps.kv = st->kv;
     return s;
 }
 
 static void state_close(struct parser_state *st)
 {
+    qfs_kv_free(st->kv, NULL, NULL);
     qfs_aws_sts_free(st->sts);
     qfs_aws_free(st->aws);
     qfs_http_free(st->http);
@@ -123,7 +131,7 @@ static void handle_event(void *ctx, struct qfs_delivery *d)
 static qfs_status parser_start(struct qfs_svc *svc)
 {
     struct parser_state *st = qfs_xcalloc(1, sizeof(*st));
-    qfs_status s = state_open(svc, st, true);
+    qfs_status s = state_open(svc, st, true, true);
     qfs_svc_set_data(svc, st);
     return s;
 }
@@ -343,7 +351,7 @@ static int parser_command(struct qfs_svc *svc, int argc, char **argv)
     static struct explain x;
     memset(&x, 0, sizeof(x));
     x.out = stdout;
-    if (state_open(svc, &x.st, aws_configured()) != QFS_OK) {
+    if (state_open(svc, &x.st, aws_configured(), false) != QFS_OK) {
         qfs_buf_cleanup(&in);
         state_close(&x.st);
         return 1;

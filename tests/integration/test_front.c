@@ -201,6 +201,51 @@ static void test_denied_lookup_is_a_skip(void **state)
     assert_int_equal(count_for(e, "qfs.images.>", "evt-denied", NULL), 0);
 }
 
+/* ECS DescribeTaskDefinition calls aws-sim has answered so far. */
+static int describe_calls(struct env *e)
+{
+    char url[512];
+    snprintf(url, sizeof(url), "%s/_sim/calls?service=ecs&operation=DescribeTaskDefinition",
+             qfs_test_stack_get(&e->stack, "QFS_SIM_AWS_URL"));
+    cJSON *j = qfs_test_http_json("GET", url, NULL);
+    int n = j ? cJSON_GetArraySize(cJSON_GetObjectItem(j, "calls")) : -1;
+    cJSON_Delete(j);
+    return n;
+}
+
+static void test_registered_task_definition_needs_no_ecs_call(void **state)
+{
+    struct env *e = *state;
+    /* RegisterTaskDefinition of worker:5 is remembered; the UpdateService that deploys it then
+     * finds its images without DescribeTaskDefinition (which aws-sim could not answer anyway: it
+     * has no worker:5). */
+    char *reg = event("evt-remember-1", "111122223333", "eu-west-1",
+                      "{\"eventVersion\":\"1.11\",\"eventSource\":\"ecs.amazonaws.com\","
+                      "\"eventName\":\"RegisterTaskDefinition\",\"awsRegion\":\"eu-west-1\","
+                      "\"eventTime\":\"2026-05-01T10:00:00Z\",\"recipientAccountId\":\"111122223333\","
+                      "\"responseElements\":{\"taskDefinition\":{"
+                      "\"taskDefinitionArn\":\"arn:aws:ecs:eu-west-1:111122223333:task-definition/worker:5\","
+                      "\"containerDefinitions\":[{\"name\":\"w\",\"image\":"
+                      "\"111122223333.dkr.ecr.eu-west-1.amazonaws.com/worker:2.0.0\"}]}}}");
+    deliver(e, reg);
+    free(reg);
+    cJSON_Delete(wait_for(e, "qfs.images.>", "evt-remember-1"));
+    int before = describe_calls(e);
+    char *upd = event("evt-remember-2", "111122223333", "eu-west-1",
+                      "{\"eventVersion\":\"1.11\",\"eventSource\":\"ecs.amazonaws.com\",\"eventName\":\"UpdateService\","
+                      "\"awsRegion\":\"eu-west-1\",\"eventTime\":\"2026-05-01T10:01:00Z\","
+                      "\"recipientAccountId\":\"111122223333\",\"requestParameters\":{\"service\":\"worker\"},"
+                      "\"responseElements\":{\"service\":{\"serviceName\":\"worker\","
+                      "\"taskDefinition\":\"arn:aws:ecs:eu-west-1:111122223333:task-definition/worker:5\"}}}");
+    deliver(e, upd);
+    free(upd);
+    cJSON *img = wait_for(e, "qfs.images.>", "evt-remember-2");
+    assert_string_equal(cJSON_GetObjectItem(img, "repository")->valuestring, "worker");
+    assert_string_equal(cJSON_GetObjectItem(img, "service")->valuestring, "worker");
+    cJSON_Delete(img);
+    assert_int_equal(describe_calls(e), before);
+}
+
 static void set_fault(struct env *e, const char *json)
 {
     char url[512];
@@ -299,6 +344,7 @@ int main(void)
         cmocka_unit_test(test_register_task_definition_resolves_digest),
         cmocka_unit_test(test_cross_account_lookup_through_sts),
         cmocka_unit_test(test_denied_lookup_is_a_skip),
+        cmocka_unit_test(test_registered_task_definition_needs_no_ecs_call),
         cmocka_unit_test(test_ingest_killed_between_publish_and_delete),
         cmocka_unit_test(test_parser_killed_mid_burst),
     };
