@@ -42,19 +42,21 @@ struct bucket_state {
 
 enum auth_mode { AUTH_STATIC, AUTH_PASSWORD, AUTH_SECRET };
 
+/* The calls, numbered as the stats count them (POST /auth is not an op). */
 enum op_kind {
-    OP_AWS_BASE,
-    OP_CONNECTORS,
-    OP_CREATE_CONNECTOR,
-    OP_FIND_REGISTRY,
-    OP_CREATE_REGISTRY,
-    OP_CREATE_SCHEDULE,
-    OP_FIND_IMAGE,
-    OP_IMAGE_DETAIL,
-    OP_IMAGE_VULNS,
+    OP_AWS_BASE = QFS_QUALYS_CALL_AWS_BASE,
+    OP_CONNECTORS = QFS_QUALYS_CALL_LIST_CONNECTORS,
+    OP_CREATE_CONNECTOR = QFS_QUALYS_CALL_CREATE_CONNECTOR,
+    OP_FIND_REGISTRY = QFS_QUALYS_CALL_FIND_REGISTRY,
+    OP_CREATE_REGISTRY = QFS_QUALYS_CALL_CREATE_REGISTRY,
+    OP_CREATE_SCHEDULE = QFS_QUALYS_CALL_CREATE_SCHEDULE,
+    OP_FIND_IMAGE = QFS_QUALYS_CALL_FIND_IMAGE,
+    OP_IMAGE_DETAIL = QFS_QUALYS_CALL_IMAGE_DETAIL,
+    OP_IMAGE_VULNS = QFS_QUALYS_CALL_IMAGE_VULNS,
 };
 
-static const char *const op_names[] = {
+static const char *const op_names[QFS_QUALYS_CALL_COUNT] = {
+    [QFS_QUALYS_CALL_AUTH] = "auth",
     [OP_AWS_BASE] = "aws_base",
     [OP_CONNECTORS] = "list_connectors",
     [OP_CREATE_CONNECTOR] = "create_connector",
@@ -94,6 +96,7 @@ struct op {
     qfs_status status;
     long http_code;
     unsigned attempts;
+    unsigned seen_429; /* the attempt whose 429 op_retry counted; 0 none */
     struct qfs_qualys_error err;
 
     char want[320]; /* find_registry: the registry URI */
@@ -129,6 +132,8 @@ struct qfs_qualys {
     qfs_status cooldown_status;
     struct qfs_qualys_error cooldown_err;
     unsigned auth_count;
+    struct qfs_qualys_stats stats;
+    unsigned auth_seen_429; /* as op->seen_429, for /auth */
 
     struct bucket_state buckets[NBUCKETS];
     struct op *ops;
@@ -143,6 +148,22 @@ struct qfs_qualys {
 
 static void op_start(struct op *o);
 static void op_finish(struct op *o, qfs_status st, const char *reason);
+
+/* Counts a finished request's retries and its last 429 (unless the retry hook counted it already,
+ * which it does for every 429 it sees) in the stats. */
+static void count_attempts(struct qfs_qualys_stats *stats, const struct qfs_http_response *hr,
+                           unsigned *seen_429)
+{
+    if (hr->attempts > 1) stats->retries += hr->attempts - 1;
+    if (hr->code == 429 && *seen_429 != hr->attempts) stats->throttled++;
+    *seen_429 = 0;
+}
+
+/* Counts one call's end in the stats. */
+static void count_call(struct qfs_qualys *q, enum qfs_qualys_call call, qfs_status st)
+{
+    if ((unsigned)st < QFS_QUALYS_NSTATUS) q->stats.calls[call][st]++;
+}
 static void start_fetch(struct qfs_qualys *q);
 
 /* ---- small helpers ------------------------------------------------------------------------- */
@@ -389,6 +410,10 @@ static void fetch_done(struct qfs_qualys *q, qfs_status st, const struct qfs_qua
 static bool auth_retry(const struct qfs_http_response *a, bool retryable, uint64_t *delay_ms, void *arg)
 {
     struct qfs_qualys *q = arg;
+    if (a->code == 429) {
+        q->stats.throttled++;
+        q->auth_seen_429 = a->attempts;
+    }
     if (q->closing) return false;
     if (a->code == 429) {
         *delay_ms = qfs_qualys_throttle_wait_ms(qfs_http_response_header(a, "X-RateLimit-ToWait-Sec"),
@@ -406,6 +431,7 @@ static void on_auth_done(const struct qfs_http_response *hr, void *arg)
     struct qfs_qualys_error err = {{0}, {0}};
     char *token = NULL;
     qfs_status st = q->closing ? QFS_UNAVAILABLE : qfs_qualys_map(hr->code, hr->status, false);
+    count_attempts(&q->stats, hr, &q->auth_seen_429);
     if (st == QFS_OK) {
         st = qfs_qualys_decode_token(hr->body, hr->body_len, &token);
         if (st != QFS_OK) set_reason(&err, "", "the /auth answer is not a token");
@@ -420,6 +446,7 @@ static void on_auth_done(const struct qfs_http_response *hr, void *arg)
         qfs_warn("qualys authentication failed", "http_code", code, "error_code", err.code, "message",
                  err.message, "status", qfs_status_str(st));
     }
+    count_call(q, QFS_QUALYS_CALL_AUTH, st);
     fetch_done(q, st, &err, token);
 }
 
@@ -452,6 +479,7 @@ static void post_auth(struct qfs_qualys *q)
     if (st != QFS_OK) {
         struct qfs_qualys_error err;
         set_reason(&err, "", "the /auth request could not be sent");
+        count_call(q, QFS_QUALYS_CALL_AUTH, st == QFS_INVALID_ARG ? QFS_DENIED : st);
         fetch_done(q, st == QFS_INVALID_ARG ? QFS_DENIED : st, &err, NULL);
     }
 }
@@ -555,6 +583,7 @@ static void on_deliver(uv_timer_t *t)
         case OP_CREATE_CONNECTOR: break;
         }
     }
+    count_call(q, (enum qfs_qualys_call)o->kind, o->status);
     o->cb(&r, o->arg);
 
     free(o->path);
@@ -600,6 +629,10 @@ static bool op_retry(const struct qfs_http_response *a, bool retryable, uint64_t
     struct op *o = arg;
     struct qfs_qualys *q = o->q;
     observe_limits(q, o->bucket, a);
+    if (a->code == 429) {
+        q->stats.throttled++;
+        o->seen_429 = a->attempts;
+    }
     if (q->closing) return false;
     if (a->code == 429) {
         uint64_t now = qfs_mono_ms();
@@ -681,6 +714,11 @@ static void op_ready(struct op *o)
 {
     uint64_t now = qfs_mono_ms();
     uint64_t at = reserve_slot(o->q, o->bucket, now);
+    if (at > now + o->q->max_wait_ms) {
+        /* Not worth holding a message that long: the caller retries later (its own timer). */
+        op_finish(o, QFS_UNAVAILABLE, "rate limit: no slot within the longest wait");
+        return;
+    }
     if (at > now) {
         o->state = OP_WAIT_SLOT;
         uv_timer_start(&o->timer, on_slot, at - now, 0);
@@ -786,6 +824,7 @@ static void on_http_done(const struct qfs_http_response *hr, void *arg)
     observe_limits(q, o->bucket, hr);
     o->http_code = hr->code;
     o->attempts = hr->attempts;
+    count_attempts(&q->stats, hr, &o->seen_429);
     if (q->closing) {
         op_finish(o, QFS_UNAVAILABLE, "client closed");
         return;
@@ -793,6 +832,7 @@ static void on_http_done(const struct qfs_http_response *hr, void *arg)
     if (hr->code == 401 && !o->reauthed && q->mode != AUTH_STATIC) {
         /* Expired ("JWT expired") or revoked: fetch a token once and send this request again. */
         o->reauthed = true;
+        q->stats.reauths++;
         qfs_info("qualys token refused; authenticating again", "op", op_names[o->kind]);
         invalidate_token(q, o->token_gen);
         op_start(o);
@@ -1152,4 +1192,15 @@ void qfs_qualys_free(struct qfs_qualys *q)
 unsigned qfs_qualys_auth_count(const struct qfs_qualys *q)
 {
     return q ? q->auth_count : 0;
+}
+
+const char *qfs_qualys_call_name(enum qfs_qualys_call c)
+{
+    return (unsigned)c < QFS_QUALYS_CALL_COUNT ? op_names[c] : "?";
+}
+
+void qfs_qualys_read_stats(const struct qfs_qualys *q, struct qfs_qualys_stats *out)
+{
+    if (q) *out = q->stats;
+    else memset(out, 0, sizeof(*out));
 }
