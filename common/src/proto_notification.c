@@ -17,6 +17,7 @@ static const char *const reason_names[QFS_NOTIFY_REASON_COUNT] = {
     [QFS_NOTIFY_SCAN_FAILURE] = "scan_failure",
     [QFS_NOTIFY_BELOW_MIN_SEVERITY] = "below_min_severity",
     [QFS_NOTIFY_NO_NEW_FINDINGS] = "no_new_findings",
+    [QFS_NOTIFY_FAILURES_DISABLED] = "failures_disabled",
 };
 
 static const char *const source_names[QFS_NOTIFY_SOURCE_COUNT] = {
@@ -141,8 +142,11 @@ static qfs_status from_json(const cJSON *root, void *outp, struct qfs__pd *d)
         s = qfs__pd_fail(d, "counts", "set for a scan_failure");
     if (s == QFS_OK && !result && failure < 0)
         s = qfs__pd_fail(d, "failure_reason", "null for a scan_failure");
-    if (s == QFS_OK && !result && reason != QFS_NOTIFY_SCAN_FAILURE)
-        s = qfs__pd_fail(d, "reason", "must be scan_failure for a scan_failure");
+    if (s == QFS_OK && !result && reason != QFS_NOTIFY_SCAN_FAILURE &&
+        reason != QFS_NOTIFY_FAILURES_DISABLED)
+        s = qfs__pd_fail(d, "reason", "must be scan_failure or failures_disabled for a scan_failure");
+    if (s == QFS_OK && result && reason == QFS_NOTIFY_FAILURES_DISABLED)
+        s = qfs__pd_fail(d, "reason", "failures_disabled is for a scan_failure");
     if (s == QFS_OK && sent != (reason <= QFS_NOTIFY_SCAN_FAILURE))
         s = qfs__pd_fail(d, "reason", "does not agree with decision");
     if (s == QFS_OK && sent && (!out->topic_arn || !out->subject || !out->sns_message_id))

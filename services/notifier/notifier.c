@@ -160,11 +160,10 @@ struct notifier_decision notifier_decide(const struct notifier_rules *rules,
                                          const struct notifier_outcome *o,
                                          const struct notifier_qids *prev)
 {
-    struct notifier_decision d = {.send = false, .reason = QFS_NOTIFY_BELOW_MIN_SEVERITY,
-                                  .record = true};
+    struct notifier_decision d = {.send = false, .reason = QFS_NOTIFY_BELOW_MIN_SEVERITY};
     if (!is_result(o)) {
-        d.reason = QFS_NOTIFY_SCAN_FAILURE;
-        d.send = d.record = rules->notify_failures;
+        d.send = rules->notify_failures;
+        d.reason = d.send ? QFS_NOTIFY_SCAN_FAILURE : QFS_NOTIFY_FAILURES_DISABLED;
         return d;
     }
     const struct qfs_scan_result *r = &o->result;

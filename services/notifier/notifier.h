@@ -81,10 +81,7 @@ char *notifier_qids_format(const struct qfs_scan_result *r);
 
 struct notifier_decision {
     bool send;
-    enum qfs_notify_reason reason;
-    /* False only for a failure with notify_failures off: qfs.notification.v1 has no not_sent
-     * reason for a failure, so nothing is recorded. */
-    bool record;
+    enum qfs_notify_reason reason; /* every decision is recorded, sent or not */
 };
 /* A completed scan is sent when its highest severity reaches rules->min_severity; with new_only,
  * only when a finding at or above it is not in prev (NULL: no previous scan known, so everything

@@ -149,17 +149,11 @@ static void step_decide(struct job *j)
         /* SNS has it: the record says so again (the previous findings may have moved on since). */
         j->dec = (struct notifier_decision){
             .send = true,
-            .record = true,
             .reason = j->o.source == QFS_NOTIFY_SOURCE_SCAN_FAILURE ? QFS_NOTIFY_SCAN_FAILURE
                       : rules->new_only                              ? QFS_NOTIFY_NEW_FINDINGS
                                                                      : QFS_NOTIFY_MIN_SEVERITY_MET};
     } else {
         j->dec = notifier_decide(rules, &j->o, j->have_prev ? &j->prev : NULL);
-    }
-    if (!j->dec.record) {
-        qfs_info("scan failure not notified (QFS_NOTIFY_FAILURES is off)", "key", j->keys.msg_id);
-        job_end(j, QFS_OK, NULL);
-        return;
     }
     int64_t now = j->deps->now_ms ? j->deps->now_ms() : qfs_now_ms();
     qfs_format_time_ms(now, j->notified_at);

@@ -130,7 +130,6 @@ static void test_threshold_every_severity(void **state)
             struct notifier_decision d = notifier_decide(&rules, &o, NULL);
             bool want = top != QFS_SEVERITY_NONE && top >= min;
             if (d.send != want) fail_msg("min %d, highest %d: send %d", min, top, d.send);
-            assert_true(d.record);
             assert_int_equal(d.reason, want ? QFS_NOTIFY_MIN_SEVERITY_MET : QFS_NOTIFY_BELOW_MIN_SEVERITY);
             notifier_outcome_cleanup(&o);
         }
@@ -158,7 +157,6 @@ static void test_new_only(void **state)
     free(stored);
     d = notifier_decide(&rules, &o, &prev);
     assert_false(d.send);
-    assert_true(d.record);
     assert_int_equal(d.reason, QFS_NOTIFY_NO_NEW_FINDINGS);
     notifier_qids_cleanup(&prev);
 
@@ -199,12 +197,12 @@ static void test_failure_always_sent(void **state)
         struct notifier_qids prev = {0};
         struct notifier_decision d = notifier_decide(&rules, &o, &prev);
         assert_true(d.send);
-        assert_true(d.record);
         assert_int_equal(d.reason, QFS_NOTIFY_SCAN_FAILURE);
         rules.notify_failures = false;
         d = notifier_decide(&rules, &o, NULL);
         assert_false(d.send);
-        assert_false(d.record);
+        /* Still recorded, as deliberately not sent. */
+        assert_int_equal(d.reason, QFS_NOTIFY_FAILURES_DISABLED);
         notifier_outcome_cleanup(&o);
     }
 }
@@ -868,13 +866,17 @@ static void test_flow_not_sent_and_failure(void **state)
     assert_int_equal(n.failure_reason, QFS_SCAN_FAILURE_TIMEOUT);
     qfs_notification_cleanup(&n);
 
-    /* Failures off: nothing sent, nothing recorded, the message is done with. */
+    /* Failures off: nothing sent, and the record says why. */
     w->rules.notify_failures = false;
     make_failure(&o, QFS_SCAN_FAILURE_SCAN_FAILED);
     o.failure.generation = 8;
     assert_int_equal(run_outcome(w, &o), QFS_OK);
     assert_int_equal(w->sns.published, 1);
-    assert_int_equal(w->ob.n, 0);
+    the_record(w, &n);
+    assert_int_equal(n.decision, QFS_NOTIFY_NOT_SENT);
+    assert_int_equal(n.reason, QFS_NOTIFY_FAILURES_DISABLED);
+    assert_int_equal(n.source, QFS_NOTIFY_SOURCE_SCAN_FAILURE);
+    qfs_notification_cleanup(&n);
 }
 
 static void test_flow_new_only(void **state)

@@ -18,6 +18,7 @@ enum qfs_notify_reason {
     QFS_NOTIFY_SCAN_FAILURE,       /* sent: the scan failed */
     QFS_NOTIFY_BELOW_MIN_SEVERITY, /* not sent: nothing at or above the threshold */
     QFS_NOTIFY_NO_NEW_FINDINGS,    /* not sent: QFS_NOTIFY_NEW_ONLY and nothing new qualifies */
+    QFS_NOTIFY_FAILURES_DISABLED,  /* not sent: a scan failure while QFS_NOTIFY_FAILURES is off */
     QFS_NOTIFY_REASON_COUNT
 };
 
