@@ -118,3 +118,85 @@ void qfs_event_cleanup(struct qfs_event *m)
     cJSON_Delete(m->root);
     memset(m, 0, sizeof(*m));
 }
+
+char *qfs_event_from_cloudtrail_record(const cJSON *rec)
+{
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(rec, "eventID");
+    const cJSON *acct = cJSON_GetObjectItemCaseSensitive(rec, "recipientAccountId");
+    const cJSON *region = cJSON_GetObjectItemCaseSensitive(rec, "awsRegion");
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(rec, "eventTime");
+    const cJSON *src = cJSON_GetObjectItemCaseSensitive(rec, "eventSource");
+    cJSON *env = cJSON_CreateObject();
+    cJSON_AddStringToObject(env, "version", "0");
+    cJSON_AddStringToObject(env, "id", cJSON_IsString(id) ? id->valuestring : "");
+    cJSON_AddStringToObject(env, "detail-type", "AWS API Call via CloudTrail");
+    cJSON_AddStringToObject(env, "source",
+                            cJSON_IsString(src) && strcmp(src->valuestring, "ecs.amazonaws.com") == 0
+                                ? "aws.ecs" : "aws.cloudtrail");
+    cJSON_AddStringToObject(env, "account", cJSON_IsString(acct) ? acct->valuestring : "");
+    cJSON_AddStringToObject(env, "time", cJSON_IsString(t) ? t->valuestring : "");
+    cJSON_AddStringToObject(env, "region", cJSON_IsString(region) ? region->valuestring : "");
+    cJSON_AddItemToObject(env, "resources", cJSON_CreateArray());
+    cJSON_AddItemToObject(env, "detail", cJSON_Duplicate(rec, true));
+    char *text = cJSON_PrintUnformatted(env);
+    cJSON_Delete(env);
+    qfs_assert(text);
+    return text;
+}
+
+static qfs_status add_text(struct qfs_event_text **out, size_t *n, size_t max, char *text, size_t len)
+{
+    if (*n >= max) {
+        free(text);
+        return QFS_TOO_BIG;
+    }
+    *out = qfs_xrealloc(*out, (*n + 1) * sizeof(**out));
+    (*out)[*n].text = text;
+    (*out)[*n].len = len;
+    (*n)++;
+    return QFS_OK;
+}
+
+qfs_status qfs_event_texts(const char *text, size_t len, size_t max, struct qfs_event_text **out,
+                           size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    cJSON *root = cJSON_ParseWithLength(text, len);
+    const cJSON *records = cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, "Records") : NULL;
+    const cJSON *messages = cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, "Messages") : NULL;
+    const cJSON *body = cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, "Body") : NULL;
+    const cJSON *item;
+    qfs_status s = QFS_OK;
+    if (cJSON_IsArray(records)) {
+        cJSON_ArrayForEach(item, records) {
+            if (s != QFS_OK) break;
+            char *env = qfs_event_from_cloudtrail_record(item);
+            s = add_text(out, n, max, env, strlen(env));
+        }
+    } else if (cJSON_IsArray(messages)) {
+        cJSON_ArrayForEach(item, messages) {
+            if (s != QFS_OK) break;
+            const cJSON *b = cJSON_GetObjectItemCaseSensitive(item, "Body");
+            const char *t = cJSON_IsString(b) ? b->valuestring : "";
+            s = add_text(out, n, max, qfs_xstrdup(t), strlen(t));
+        }
+    } else if (cJSON_IsString(body)) {
+        s = add_text(out, n, max, qfs_xstrdup(body->valuestring), strlen(body->valuestring));
+    } else {
+        s = add_text(out, n, max, qfs_xstrndup(text, len), len);
+    }
+    cJSON_Delete(root);
+    if (s != QFS_OK) {
+        qfs_event_texts_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+    }
+    return s;
+}
+
+void qfs_event_texts_free(struct qfs_event_text *t, size_t n)
+{
+    for (size_t i = 0; i < n; i++) free(t[i].text);
+    free(t);
+}

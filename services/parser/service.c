@@ -147,14 +147,9 @@ static void parser_stop(struct qfs_svc *svc, void (*done)(struct qfs_svc *svc))
 
 /* ---- --explain -------------------------------------------------------------------------------- */
 
-struct explain_input {
-    char *text;
-    size_t len;
-};
-
 struct explain {
     struct parser_state st;
-    struct explain_input *inputs;
+    struct qfs_event_text *inputs;
     size_t next, count;
     FILE *out;
     bool pumping;  /* explain_pump is on the stack */
@@ -223,75 +218,13 @@ static void explain_resolved(void *arg, qfs_status st, const char *reason, struc
     if (!x->pumping) explain_pump(x);
 }
 
-/* Wraps a CloudTrail record (an event's detail) in the envelope EventBridge would give it. */
-static char *envelope_for_record(const cJSON *rec)
-{
-    cJSON *env = cJSON_CreateObject();
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(rec, "eventID");
-    const cJSON *acct = cJSON_GetObjectItemCaseSensitive(rec, "recipientAccountId");
-    const cJSON *region = cJSON_GetObjectItemCaseSensitive(rec, "awsRegion");
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(rec, "eventTime");
-    const cJSON *src = cJSON_GetObjectItemCaseSensitive(rec, "eventSource");
-    cJSON_AddStringToObject(env, "version", "0");
-    cJSON_AddStringToObject(env, "id", cJSON_IsString(id) ? id->valuestring : "");
-    cJSON_AddStringToObject(env, "detail-type", "AWS API Call via CloudTrail");
-    cJSON_AddStringToObject(env, "source",
-                            cJSON_IsString(src) && strcmp(src->valuestring, "ecs.amazonaws.com") == 0
-                                ? "aws.ecs" : "aws.cloudtrail");
-    cJSON_AddStringToObject(env, "account", cJSON_IsString(acct) ? acct->valuestring : "");
-    cJSON_AddStringToObject(env, "time", cJSON_IsString(t) ? t->valuestring : "");
-    cJSON_AddStringToObject(env, "region", cJSON_IsString(region) ? region->valuestring : "");
-    cJSON_AddItemToObject(env, "resources", cJSON_CreateArray());
-    cJSON_AddItemToObject(env, "detail", cJSON_Duplicate(rec, true));
-    char *text = cJSON_PrintUnformatted(env);
-    cJSON_Delete(env);
-    return text;
-}
-
-static void add_input(struct explain *x, char *text, size_t len)
-{
-    x->inputs = qfs_xrealloc(x->inputs, (x->count + 1) * sizeof(*x->inputs));
-    x->inputs[x->count].text = text;
-    x->inputs[x->count].len = len;
-    x->count++;
-}
-
-/* Splits the file into event texts: a CloudTrail log file, an SQS ReceiveMessage response, one SQS
- * message, or one EventBridge event (or anything else, which the decoder then refuses). */
-static void explain_inputs(struct explain *x, const char *text, size_t len)
-{
-    cJSON *root = cJSON_ParseWithLength(text, len);
-    const cJSON *records = cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, "Records") : NULL;
-    const cJSON *messages = cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, "Messages") : NULL;
-    const cJSON *body = cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, "Body") : NULL;
-    const cJSON *item;
-    if (cJSON_IsArray(records)) {
-        cJSON_ArrayForEach(item, records) {
-            char *env = envelope_for_record(item);
-            add_input(x, env, strlen(env));
-        }
-    } else if (cJSON_IsArray(messages)) {
-        cJSON_ArrayForEach(item, messages) {
-            const cJSON *b = cJSON_GetObjectItemCaseSensitive(item, "Body");
-            const char *t = cJSON_IsString(b) ? b->valuestring : "";
-            add_input(x, qfs_xstrdup(t), strlen(t));
-        }
-    } else if (cJSON_IsString(body)) {
-        add_input(x, qfs_xstrdup(body->valuestring), strlen(body->valuestring));
-    } else {
-        /* Keep the bytes exactly as read: a DLQ entry must carry them intact. */
-        add_input(x, qfs_xstrndup(text, len), len);
-    }
-    cJSON_Delete(root);
-}
-
 /* Explains the inputs one after the other. A lookup that answers later calls back into this; one
  * answered at once returns to the loop here, so a log of thousands of records never recurses. */
 static void explain_pump(struct explain *x)
 {
     x->pumping = true;
     while (x->next < x->count) {
-        const struct explain_input *in = &x->inputs[x->next++];
+        const struct qfs_event_text *in = &x->inputs[x->next++];
         struct qfs_event ev;
         char err[256];
         if (qfs_event_decode(in->text, in->len, &ev, err, sizeof(err)) != QFS_OK) {
@@ -309,8 +242,7 @@ static void explain_pump(struct explain *x)
         }
     }
     x->pumping = false;
-    for (size_t i = 0; i < x->count; i++) free(x->inputs[i].text);
-    free(x->inputs);
+    qfs_event_texts_free(x->inputs, x->count);
     x->inputs = NULL;
     x->count = x->next = 0;
     state_close(&x->st);
@@ -356,8 +288,12 @@ static int parser_command(struct qfs_svc *svc, int argc, char **argv)
         state_close(&x.st);
         return 1;
     }
-    explain_inputs(&x, in.data ? in.data : "", in.len);
+    qfs_status split = qfs_event_texts(in.data ? in.data : "", in.len, SIZE_MAX, &x.inputs, &x.count);
     qfs_buf_cleanup(&in);
+    if (split != QFS_OK) {
+        state_close(&x.st);
+        return 1;
+    }
     explain_pump(&x);
     /* The runtime runs the loop until the lookups end; the inputs go with the process. */
     return 0;

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "qfs/proto_dlq.h"
+#include "qfs/proto_event.h"
 #include "qfsctl.h"
 
 /* 2026-05-01T10:00:01.532Z */
@@ -672,9 +673,9 @@ static void test_event_files(void **state)
     (void)state;
     size_t len = 0;
     char *log = read_source("tests/fixtures/events/cloudtrail-log-file.json", &len);
-    struct qfsctl_event_text *t = NULL;
+    struct qfs_event_text *t = NULL;
     size_t n = 0;
-    assert_int_equal(qfsctl_event_texts(log, len, 100, &t, &n), QFS_OK);
+    assert_int_equal(qfs_event_texts(log, len, 100, &t, &n), QFS_OK);
     assert_int_equal(n, 5);
     cJSON *first = cJSON_Parse(t[0].text);
     assert_string_equal(cJSON_GetObjectItem(first, "id")->valuestring, "0b5c2d4e-0044-4111-9111-111111111144");
@@ -682,30 +683,35 @@ static void test_event_files(void **state)
     assert_string_equal(cJSON_GetObjectItem(first, "detail-type")->valuestring, "AWS API Call via CloudTrail");
     assert_string_equal(cJSON_GetObjectItem(first, "account")->valuestring, "111122223333");
     cJSON_Delete(first);
-    qfsctl_event_texts_free(t, n);
-    assert_int_equal(qfsctl_event_texts(log, len, 3, &t, &n), QFS_TOO_BIG);
+    qfs_event_texts_free(t, n);
+    assert_int_equal(qfs_event_texts(log, len, 3, &t, &n), QFS_TOO_BIG);
     assert_null(t);
     free(log);
 
-    /* One pretty-printed event is sent compact, its bytes otherwise kept. */
+    /* One pretty-printed event is split as it is, and inject sends it compact. */
     char *one = read_source("tests/fixtures/events/register-task-definition.json", &len);
-    assert_int_equal(qfsctl_event_texts(one, len, 100, &t, &n), QFS_OK);
+    assert_int_equal(qfs_event_texts(one, len, 100, &t, &n), QFS_OK);
     assert_int_equal(n, 1);
-    assert_null(strchr(t[0].text, '\n'));
-    assert_non_null(strstr(t[0].text, "\"id\":\"6a7e8feb-0001-4000-8000-000000000001\""));
-    qfsctl_event_texts_free(t, n);
+    assert_int_equal(t[0].len, len);
+    struct qfs_buf compact;
+    qfs_buf_init(&compact, 0);
+    assert_int_equal(qfsctl_json_compact(t[0].text, t[0].len, &compact), QFS_OK);
+    assert_null(strchr(compact.data, '\n'));
+    assert_non_null(strstr(compact.data, "\"id\":\"6a7e8feb-0001-4000-8000-000000000001\""));
+    qfs_buf_cleanup(&compact);
+    qfs_event_texts_free(t, n);
     free(one);
 
     /* An SQS message carries the event in its Body; what is not JSON is kept as it is. */
     const char *sqs = "{\"MessageId\":\"m-1\",\"Body\":\"{\\\"id\\\": \\\"e-1\\\"}\"}";
-    assert_int_equal(qfsctl_event_texts(sqs, strlen(sqs), 100, &t, &n), QFS_OK);
+    assert_int_equal(qfs_event_texts(sqs, strlen(sqs), 100, &t, &n), QFS_OK);
     assert_int_equal(n, 1);
-    assert_string_equal(t[0].text, "{\"id\":\"e-1\"}");
-    qfsctl_event_texts_free(t, n);
-    assert_int_equal(qfsctl_event_texts("garbage", 7, 100, &t, &n), QFS_OK);
+    assert_string_equal(t[0].text, "{\"id\": \"e-1\"}"); /* the Body, byte for byte */
+    qfs_event_texts_free(t, n);
+    assert_int_equal(qfs_event_texts("garbage", 7, 100, &t, &n), QFS_OK);
     assert_int_equal(n, 1);
     assert_string_equal(t[0].text, "garbage");
-    qfsctl_event_texts_free(t, n);
+    qfs_event_texts_free(t, n);
 }
 
 static void test_table_widths_count_characters(void **state)

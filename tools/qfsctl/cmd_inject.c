@@ -52,9 +52,9 @@ static void load(const char *path, struct batch *b)
         qfs_buf_cleanup(&in);
         return;
     }
-    struct qfsctl_event_text *texts = NULL;
+    struct qfs_event_text *texts = NULL;
     size_t n = 0;
-    if (qfsctl_event_texts(in.data ? in.data : "", in.len, MAX_EVENTS, &texts, &n) != QFS_OK) {
+    if (qfs_event_texts(in.data ? in.data : "", in.len, MAX_EVENTS, &texts, &n) != QFS_OK) {
         fprintf(stderr, "qfsctl inject: %s holds more than %d events: split it\n", path, MAX_EVENTS);
         b->failures++;
         qfs_buf_cleanup(&in);
@@ -62,6 +62,15 @@ static void load(const char *path, struct batch *b)
     }
     qfs_buf_cleanup(&in);
     for (size_t i = 0; i < n; i++) {
+        /* Sent compact: a pretty-printed file is many times larger than its event. */
+        struct qfs_buf compact;
+        qfs_buf_init(&compact, 0);
+        if (qfsctl_json_compact(texts[i].text, texts[i].len, &compact) == QFS_OK) {
+            free(texts[i].text);
+            texts[i].len = compact.len;
+            texts[i].text = qfs_buf_take(&compact);
+        }
+        qfs_buf_cleanup(&compact);
         struct qfs_event ev;
         char err[256];
         if (qfs_event_decode(texts[i].text, texts[i].len, &ev, err, sizeof(err)) != QFS_OK) {
@@ -86,7 +95,7 @@ static void load(const char *path, struct batch *b)
         qfs_subject_format(o->subject, sizeof(o->subject), QFS_SUBJECT_EVENTS, ev.account, ev.region);
         qfs_event_cleanup(&ev);
     }
-    qfsctl_event_texts_free(texts, n);
+    qfs_event_texts_free(texts, n);
 }
 
 static void send_bus(struct qfsctl_ctx *c, struct batch *b)

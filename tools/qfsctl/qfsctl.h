@@ -290,23 +290,7 @@ struct qfsctl_dlq_row {
 /* Appends the table of DLQ entries (seq, time, service, status, subject, trace, reason). */
 qfs_status qfsctl_dlq_render(const struct qfsctl_dlq_row *rows, size_t n, struct qfs_buf *out);
 
-/* ---- event files (inject) ---------------------------------------------------------------------- */
-
-struct qfsctl_event_text {
-    char *text; /* owned, compact JSON (or the bytes as read when they are not JSON) */
-    size_t len;
-};
-
-/* Splits a file into event texts as qfs-parser --explain does: a CloudTrail log file ({"Records":
- * [...]}: each record wrapped in the envelope EventBridge gives it), an SQS ReceiveMessage
- * response ({"Messages":[{"Body"}]}), one SQS message ({"Body"}), or one EventBridge event. The
- * caller frees *out with qfsctl_event_texts_free. QFS_TOO_BIG over max events. */
-qfs_status qfsctl_event_texts(const char *text, size_t len, size_t max,
-                              struct qfsctl_event_text **out, size_t *n);
-void qfsctl_event_texts_free(struct qfsctl_event_text *t, size_t n);
-
-/* The envelope EventBridge would give a CloudTrail record (its detail). Caller frees. */
-char *qfsctl_cloudtrail_envelope(const struct cJSON *record);
+/* Event files (inject) are split with qfs_event_texts() of qfs/proto_event.h. */
 
 /* ==== the binary: commands and what they share (not in qfsctl_core) ============================ */
 
