@@ -110,6 +110,34 @@ void qfs_qualys_free(struct qfs_qualys *q);
 /* Tokens obtained so far, from POST /auth or from the secret; 0 for a static token (tests, metrics). */
 unsigned qfs_qualys_auth_count(const struct qfs_qualys *q);
 
+/* The calls the client makes, as its stats count them. */
+enum qfs_qualys_call {
+    QFS_QUALYS_CALL_AUTH,             /* POST /auth */
+    QFS_QUALYS_CALL_AWS_BASE,
+    QFS_QUALYS_CALL_LIST_CONNECTORS,
+    QFS_QUALYS_CALL_CREATE_CONNECTOR,
+    QFS_QUALYS_CALL_FIND_REGISTRY,
+    QFS_QUALYS_CALL_CREATE_REGISTRY,
+    QFS_QUALYS_CALL_CREATE_SCHEDULE,
+    QFS_QUALYS_CALL_FIND_IMAGE,
+    QFS_QUALYS_CALL_IMAGE_DETAIL,
+    QFS_QUALYS_CALL_IMAGE_VULNS,
+    QFS_QUALYS_CALL_COUNT
+};
+/* "auth", "aws_base", "list_connectors", ... as in the log lines; "?" out of range. */
+const char *qfs_qualys_call_name(enum qfs_qualys_call c);
+
+#define QFS_QUALYS_NSTATUS (QFS_INTERNAL + 1)
+/* What the client has done since qfs_qualys_new, for metrics (read at flush time; loop thread). */
+struct qfs_qualys_stats {
+    uint64_t calls[QFS_QUALYS_CALL_COUNT][QFS_QUALYS_NSTATUS]; /* calls ended, by final status */
+    uint64_t throttled; /* 429 answers, every attempt counted */
+    uint64_t retries;   /* attempts tried again (after a 429, a 5xx or a transport error) */
+    uint64_t reauths;   /* 401s answered by fetching a new token and sending again */
+};
+/* Copies the client's totals to out. */
+void qfs_qualys_read_stats(const struct qfs_qualys *q, struct qfs_qualys_stats *out);
+
 /* ---- results ------------------------------------------------------------------------------- */
 
 #define QFS_QUALYS_MAX_FINDINGS 50
