@@ -54,6 +54,7 @@ struct fetcher {
     bool thread_started;
     natsSubscription *sub;
     int held; /* messages handed to the loop and not yet settled; guarded by bus->mu */
+    uint64_t received; /* loop thread */
 };
 
 struct qfs_delivery {
@@ -61,6 +62,7 @@ struct qfs_delivery {
     struct fetcher *fetcher;
     natsMsg *msg;
     uint64_t count, stream_seq;
+    int64_t stored_ms;
     /* qfs_delivery_finish state */
     size_t pubs_left;
     bool pub_failed;
@@ -111,6 +113,7 @@ struct qfs_bus {
     void (*closed)(void *arg);
     void *closed_arg;
     bool closing; /* the service has stopped: nothing more is delivered */
+    struct qfs_bus_stats stats;
 };
 
 static qfs_status map_nats(natsStatus s)
@@ -289,6 +292,16 @@ qfs_status qfs_bus_new(struct qfs_bus **out, uv_loop_t *loop, const struct qfs_b
 bool qfs_bus_is_connected(const struct qfs_bus *bus)
 {
     return atomic_load(&bus->connected);
+}
+
+void qfs_bus_read_stats(const struct qfs_bus *bus, struct qfs_bus_stats *out)
+{
+    *out = bus->stats;
+}
+
+uint64_t qfs_bus_consumer_received(const struct qfs_bus *bus, size_t i)
+{
+    return i < bus->nfetchers ? bus->fetchers[i].received : 0;
 }
 
 /* ---- stream and consumers (fetch threads) -------------------------------------------------- */
@@ -602,6 +615,8 @@ qfs_status qfs_bus_publish_core(struct qfs_bus *bus, const char *subject, const 
 static void pub_completed(struct qfs_bus *bus, struct pub *p, qfs_status st)
 {
     atomic_fetch_sub(&bus->outstanding, 1);
+    if (st == QFS_OK) bus->stats.published++;
+    else bus->stats.publish_failures++;
     /* Room for a waiting publish. */
     while (bus->wait_head && atomic_load(&bus->outstanding) < bus->max_outstanding) {
         struct pub *w = bus->wait_head;
@@ -625,6 +640,7 @@ static void deliver(struct qfs_bus *bus, struct fetcher *f, natsMsg *msg)
     if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
         d->count = meta->NumDelivered;
         d->stream_seq = meta->Sequence.Stream;
+        d->stored_ms = meta->Timestamp / NS_PER_MS;
         jsMsgMetaData_Destroy(meta);
     } else {
         d->count = 1;
@@ -633,6 +649,7 @@ static void deliver(struct qfs_bus *bus, struct fetcher *f, natsMsg *msg)
     if (d->next) d->next->prev = d;
     bus->deliveries = d;
     bus->inflight++;
+    f->received++;
     f->def.handle(bus->ctx, d);
 }
 
@@ -709,6 +726,11 @@ int qfs_delivery_max_deliver(const struct qfs_delivery *d)
     return d->fetcher->def.max_deliver;
 }
 
+int64_t qfs_delivery_stored_ms(const struct qfs_delivery *d)
+{
+    return d->stored_ms;
+}
+
 static void log_settle_failure(const struct qfs_delivery *d, const char *what, natsStatus s)
 {
     /* The server redelivers after AckWait: nothing is lost, but say so. */
@@ -718,6 +740,7 @@ static void log_settle_failure(const struct qfs_delivery *d, const char *what, n
 
 void qfs_delivery_ack(struct qfs_delivery *d)
 {
+    if (!d->abandoned) d->fetcher->bus->stats.acks++;
     natsStatus s = d->abandoned ? NATS_OK : natsMsg_Ack(d->msg, NULL);
     if (s != NATS_OK) log_settle_failure(d, "ack", s);
     settle(d);
@@ -747,6 +770,7 @@ void qfs_delivery_retry(struct qfs_delivery *d, int64_t delay_ms, qfs_status st,
     snprintf(delay, sizeof(delay), "%" PRId64, delay_ms);
     qfs_info("will retry", "subject", qfs_delivery_subject(d), "trace_id", qfs_delivery_trace_id(d),
              "status", qfs_status_str(st), "reason", reason, "delivery", count, "delay_ms", delay);
+    d->fetcher->bus->stats.retries++;
     natsStatus s = delay_ms > 0 ? natsMsg_NakWithDelay(d->msg, delay_ms, NULL) : natsMsg_Nak(d->msg, NULL);
     if (s != NATS_OK) log_settle_failure(d, "nak", s);
     settle(d);
@@ -759,7 +783,9 @@ static void dlq_stored(void *arg, qfs_status st)
         settle(d);
         return;
     }
+    struct qfs_bus_stats *stats = &d->fetcher->bus->stats;
     if (st != QFS_OK) {
+        stats->dead_letter_failures++;
         /* The DLQ entry is not stored: leave the message to be redelivered rather than lose it. */
         qfs_error("dead-letter publish failed; message will be redelivered", "subject",
                   qfs_delivery_subject(d), "status", qfs_status_str(st));
@@ -767,6 +793,7 @@ static void dlq_stored(void *arg, qfs_status st)
         settle(d);
         return;
     }
+    stats->dead_letters++;
     natsStatus s = natsMsg_Term(d->msg, NULL);
     if (s != NATS_OK) log_settle_failure(d, "term", s);
     settle(d);
@@ -836,6 +863,7 @@ void qfs_delivery_dead_letter(struct qfs_delivery *d, qfs_status st, const char 
     free(hdrs);
     free((void *)keys);
     if (es != QFS_OK) {
+        bus->stats.dead_letter_failures++;
         d->dlq = false;
         qfs_error("cannot build DLQ entry; message will be redelivered", "status", qfs_status_str(es));
         natsMsg_NakWithDelay(d->msg, 5000, NULL);
@@ -971,6 +999,7 @@ void qfs_bus_nak_all(struct qfs_bus *bus)
      * the server now, and the deliveries wait on a list until their handlers let go. */
     while (bus->deliveries) {
         struct qfs_delivery *d = bus->deliveries;
+        bus->stats.returned++;
         natsMsg_Nak(d->msg, NULL);
         unlink_delivery(&bus->deliveries, d);
         release_room(d);

@@ -106,6 +106,7 @@ struct qfs_http {
     bool closing;
     bool torn_down;
     unsigned pending_closes; /* handles closed whose callbacks have not run yet */
+    struct qfs_http_stats stats;
 };
 
 static void pump(struct qfs_http *h);
@@ -586,6 +587,8 @@ static void finish(struct xfer *x)
     if (x->all_next) x->all_next->all_prev = x->all_prev;
     x->state = X_DONE;
     uv_timer_stop(&x->timer);
+    h->stats.requests++;
+    if (x->status != QFS_OK) h->stats.failures++;
 
     struct qfs_http_response r;
     fill_response(x, &r);
@@ -648,6 +651,9 @@ static void attempt_done(struct xfer *x, CURLcode cc)
     x->status = qfs_http_map(cc, x->code, x->too_big, &retryable);
     if (x->status == QFS_TOO_BIG) x->error = "response body over the cap";
     if (x->status != QFS_OK) log_failure(x, cc);
+    if (x->code == 0) h->stats.transport_errors++;
+    else if (x->code == 429) h->stats.throttled++;
+    else if (x->code >= 500 && x->code < 600) h->stats.server_errors++;
     attempt_cleanup(x);
 
     bool again = false;
@@ -665,6 +671,7 @@ static void attempt_done(struct xfer *x, CURLcode cc)
                                         next_random(h));
     }
     if (again) {
+        h->stats.retries++;
         char attempt[16], wait[24];
         snprintf(attempt, sizeof(attempt), "%u", x->attempts);
         snprintf(wait, sizeof(wait), "%llu", (unsigned long long)delay);
@@ -752,6 +759,12 @@ static void teardown_if_due(struct qfs_http *h)
     h->torn_down = true;
     h->pending_closes++;
     uv_close((uv_handle_t *)&h->timer, timer_closed);
+}
+
+void qfs_http_read_stats(const struct qfs_http *http, struct qfs_http_stats *out)
+{
+    if (http) *out = http->stats;
+    else memset(out, 0, sizeof(*out));
 }
 
 void qfs_http_free(struct qfs_http *http)

@@ -714,11 +714,6 @@ static void op_ready(struct op *o)
 {
     uint64_t now = qfs_mono_ms();
     uint64_t at = reserve_slot(o->q, o->bucket, now);
-    if (at > now + o->q->max_wait_ms) {
-        /* Not worth holding a message that long: the caller retries later (its own timer). */
-        op_finish(o, QFS_UNAVAILABLE, "rate limit: no slot within the longest wait");
-        return;
-    }
     if (at > now) {
         o->state = OP_WAIT_SLOT;
         uv_timer_start(&o->timer, on_slot, at - now, 0);

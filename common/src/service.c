@@ -1,4 +1,5 @@
-/* The service runtime: command line, config, loop, bus, health heartbeat and graceful drain. */
+/* The service runtime: command line, config, loop, bus, health heartbeat, metrics and graceful
+ * drain. */
 #include "qfs/service.h"
 
 #include <curl/curl.h>
@@ -15,6 +16,7 @@
 
 #include "qfs/aws.h"
 #include "qfs/log.h"
+#include "qfs/metrics.h"
 #include "qfs/proto.h"
 #include "qfs/util.h"
 
@@ -56,6 +58,10 @@ static const struct qfs_config_var runtime_vars[] = {
      "Publishes awaiting a PubAck at once; more wait in a queue.", false, false, RT(max_outstanding), NULL},
     {"QFS_RUN_DIR", QFS_CFG_STRING, "/tmp", 0, 0,
      "Where the running service writes its health heartbeat for --health.", false, false, RT(run_dir), NULL},
+    {"QFS_METRICS_INTERVAL", QFS_CFG_DURATION, "60s", 0, 86400000,
+     "How often metrics go to stdout as CloudWatch Embedded Metric Format lines and to "
+     "qfs.stats.<service> (and once more at shutdown); 0 turns them off.", false, false,
+     RT(metrics_interval_ms), NULL},
 };
 #define NRUNTIME_VARS (sizeof(runtime_vars) / sizeof(runtime_vars[0]))
 
@@ -70,7 +76,9 @@ struct qfs_svc {
     struct qfs_bus *bus;
     struct qfs_consumer_def *consumers;
     uv_signal_t sigterm, sigint;
-    uv_timer_t heartbeat, drain_poll, drain_deadline;
+    uv_timer_t heartbeat, drain_poll, drain_deadline, metrics_timer;
+    struct qfs_metrics *metrics;
+    uint64_t started_mono_ms;
     enum svc_state state;
     bool fetchers_stopped;
     bool deadline_passed;
@@ -86,6 +94,7 @@ const struct qfs_runtime_config *qfs_svc_runtime_config(const struct qfs_svc *sv
 void *qfs_svc_data(struct qfs_svc *svc) { return svc->data; }
 void qfs_svc_set_data(struct qfs_svc *svc, void *data) { svc->data = data; }
 bool qfs_svc_is_draining(const struct qfs_svc *svc) { return svc->state >= SVC_DRAINING; }
+struct qfs_metrics *qfs_svc_metrics(struct qfs_svc *svc) { return svc->metrics; }
 
 void qfs_svc_health_path(const char *run_dir, const char *name, char *out, size_t n)
 {
@@ -171,6 +180,84 @@ static void on_heartbeat(uv_timer_t *t)
     write_heartbeat(t->data);
 }
 
+/* ---- metrics --------------------------------------------------------------------------------- */
+
+/* Writes the whole line with one write(2) where possible, so lines of several processes sharing
+ * stdout never interleave. A closed stdout only loses metrics. */
+static void write_stdout_line(const char *text)
+{
+    size_t len = strlen(text);
+    char *line = qfs_xmalloc(len + 2);
+    memcpy(line, text, len);
+    line[len++] = '\n';
+    line[len] = '\0';
+    size_t off = 0;
+    while (off < len) {
+        ssize_t n = write(STDOUT_FILENO, line + off, len - off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        off += (size_t)n;
+    }
+    free(line);
+}
+
+/* The runtime's own counters: what the bus did for each consumer, from its stats struct. */
+static void collect_runtime(struct qfs_svc *svc)
+{
+    struct qfs_metrics *m = svc->metrics;
+    if (!svc->bus) return;
+    for (size_t i = 0; svc->consumers && i < svc->def->nconsumers; i++) {
+        char name[QFS_METRICS_NAME_MAX];
+        snprintf(name, sizeof(name), "received.%s", svc->consumers[i].durable);
+        qfs_metrics_counter_set_total(qfs_metrics_counter(m, name),
+                                      qfs_bus_consumer_received(svc->bus, i));
+    }
+    struct qfs_bus_stats bs;
+    qfs_bus_read_stats(svc->bus, &bs);
+    qfs_metrics_counter_set_total(qfs_metrics_counter(m, "acks"), bs.acks);
+    qfs_metrics_counter_set_total(qfs_metrics_counter(m, "retries"), bs.retries);
+    qfs_metrics_counter_set_total(qfs_metrics_counter(m, "dead_letters"), bs.dead_letters);
+    qfs_metrics_counter_set_total(qfs_metrics_counter(m, "dead_letter_failures"), bs.dead_letter_failures);
+    qfs_metrics_counter_set_total(qfs_metrics_counter(m, "publishes"), bs.published);
+    qfs_metrics_counter_set_total(qfs_metrics_counter(m, "publish_failures"), bs.publish_failures);
+    qfs_metrics_counter_set_total(qfs_metrics_counter(m, "returned_at_deadline"), bs.returned);
+}
+
+/* One flush: the EMF line of the interval on stdout, the totals on qfs.stats.<service>. */
+static void metrics_flush(struct qfs_svc *svc)
+{
+    if (svc->rt.metrics_interval_ms <= 0) return;
+    collect_runtime(svc);
+    if (svc->def->collect) svc->def->collect(svc, svc->metrics);
+    int64_t now = qfs_now_ms();
+    char *line = qfs_metrics_emf_line(svc->metrics, svc->def->name, now);
+    write_stdout_line(line);
+    free(line);
+
+    char subject[QFS_SUBJECT_MAX];
+    if (!svc->bus || !qfs_bus_is_connected(svc->bus) ||
+        qfs_subject_stats(subject, sizeof(subject), svc->def->name) != QFS_OK)
+        return;
+    struct qfs_metrics_process p = {
+        .service = svc->def->name,
+        .version = QFS_VERSION,
+        .pid = (long)getpid(),
+        .now_ms = now,
+        .uptime_ms = (int64_t)(qfs_mono_ms() - svc->started_mono_ms),
+        .inflight = qfs_bus_inflight(svc->bus),
+        .interval_ms = svc->rt.metrics_interval_ms,
+    };
+    char *stats = qfs_metrics_stats_json(svc->metrics, &p);
+    qfs_status s = qfs_bus_publish_core(svc->bus, subject, stats, strlen(stats));
+    if (s != QFS_OK) qfs_debug("stats not published", "subject", subject, "status", qfs_status_str(s));
+    free(stats);
+}
+
+static void on_metrics_timer(uv_timer_t *t)
+{
+    metrics_flush(t->data);
+}
+
 /* ---- lifecycle ------------------------------------------------------------------------------- */
 
 static void close_cb_noop(uv_handle_t *h) { (void)h; }
@@ -184,6 +271,7 @@ static void on_bus_closed(void *arg)
     uv_close((uv_handle_t *)&svc->heartbeat, close_cb_noop);
     uv_close((uv_handle_t *)&svc->drain_poll, close_cb_noop);
     uv_close((uv_handle_t *)&svc->drain_deadline, close_cb_noop);
+    uv_close((uv_handle_t *)&svc->metrics_timer, close_cb_noop);
 }
 
 static void on_service_stopped(struct qfs_svc *svc)
@@ -200,6 +288,9 @@ static void shutdown_now(struct qfs_svc *svc)
     uv_timer_stop(&svc->drain_poll);
     uv_timer_stop(&svc->drain_deadline);
     uv_timer_stop(&svc->heartbeat);
+    uv_timer_stop(&svc->metrics_timer);
+    /* The last flush: the drain has settled everything, and the clients still exist. */
+    metrics_flush(svc);
     qfs_info("stopped");
     if (svc->def->stop) svc->def->stop(svc, on_service_stopped);
     else on_service_stopped(svc);
@@ -219,6 +310,7 @@ static void on_drain_deadline(uv_timer_t *t)
     char n[24];
     snprintf(n, sizeof(n), "%zu", qfs_bus_inflight(svc->bus));
     qfs_warn("drain deadline passed; returning unfinished messages for redelivery", "inflight", n);
+    qfs_metrics_count(svc->metrics, "drain_timeouts", 1);
     svc->deadline_passed = true;
     qfs_bus_nak_all(svc->bus);
     svc->fetchers_stopped = true;
@@ -234,6 +326,7 @@ static void on_fetchers_stopped(void *arg)
 static void begin_drain(struct qfs_svc *svc)
 {
     svc->state = SVC_DRAINING;
+    qfs_metrics_count(svc->metrics, "drains", 1);
     char n[24];
     snprintf(n, sizeof(n), "%zu", svc->bus ? qfs_bus_inflight(svc->bus) : 0);
     qfs_info("draining", "inflight", n);
@@ -296,8 +389,17 @@ static int run(struct qfs_svc *svc)
     uv_timer_init(&svc->loop, &svc->heartbeat);
     uv_timer_init(&svc->loop, &svc->drain_poll);
     uv_timer_init(&svc->loop, &svc->drain_deadline);
+    uv_timer_init(&svc->loop, &svc->metrics_timer);
     svc->heartbeat.data = svc->drain_poll.data = svc->drain_deadline.data = svc;
+    svc->metrics_timer.data = svc;
     uv_timer_start(&svc->heartbeat, on_heartbeat, 0, HEARTBEAT_MS);
+    svc->started_mono_ms = qfs_mono_ms();
+    /* The counters exist from the start, so the first line already lists them (as 0). */
+    qfs_metrics_count(svc->metrics, "drains", 0);
+    qfs_metrics_count(svc->metrics, "drain_timeouts", 0);
+    if (svc->rt.metrics_interval_ms > 0)
+        uv_timer_start(&svc->metrics_timer, on_metrics_timer, (uint64_t)svc->rt.metrics_interval_ms,
+                       (uint64_t)svc->rt.metrics_interval_ms);
 
     if (def->start && (s = def->start(svc)) != QFS_OK) {
         qfs_error("service start failed", "status", qfs_status_str(s));
@@ -359,6 +461,7 @@ int qfs_service_main(const struct qfs_service_def *def, int argc, char **argv)
     }
 
     svc.config = qfs_xcalloc(1, def->config_size ? def->config_size : 1);
+    svc.metrics = qfs_metrics_new();
     qfs_status rs = qfs_config_load(runtime_vars, NRUNTIME_VARS, &svc.rt, stderr);
     qfs_status ss = def->nconfig ? qfs_config_load(def->config, def->nconfig, svc.config, stderr) : QFS_OK;
     if (ss == QFS_OK && def->check_config) ss = def->check_config(svc.config, stderr);
@@ -407,5 +510,6 @@ out:
     qfs_config_cleanup(runtime_vars, NRUNTIME_VARS, &svc.rt);
     if (def->nconfig) qfs_config_cleanup(def->config, def->nconfig, svc.config);
     free(svc.config);
+    qfs_metrics_free(svc.metrics);
     return code;
 }

@@ -7,6 +7,7 @@
 #include "qfs/http.h"
 #include "qfs/kv.h"
 #include "qfs/log.h"
+#include "qfs/metrics.h"
 #include "qfs/service.h"
 #include "qfs/util.h"
 
@@ -47,10 +48,23 @@ struct cache_state {
     void (*done)(struct qfs_svc *svc);
 };
 
+/* The counter of each decision (NULL: not counted), in qfs_svc_metrics. */
+static const char *const decision_counters[] = {
+    [CACHE_CACHED] = "cache_hits",
+    [CACHE_REQUESTED] = "cache_misses",
+    [CACHE_IN_FLIGHT] = "inflight_joins",
+    [CACHE_FAIL_OPEN] = "fail_open",
+    [CACHE_STORED] = "results_stored",
+    [CACHE_STORED_KEPT] = "results_stored",
+    [CACHE_RELEASED] = "markers_released",
+};
+#define NDECISIONS (sizeof(decision_counters) / sizeof(decision_counters[0]))
+
 /* One message a job is working on. */
 struct pending {
     struct cache_state *st;
     struct qfs_delivery *d;
+    struct qfs_metrics *metrics;
 };
 
 static void on_done(void *arg, struct cache_outcome *out)
@@ -58,8 +72,12 @@ static void on_done(void *arg, struct cache_outcome *out)
     struct pending *p = arg;
     struct qfs_delivery *d = p->d;
     bool stopping = p->st->stopping;
+    struct qfs_metrics *m = p->metrics;
     free(p);
     if (stopping) return;
+    /* A redelivered request (CACHE_OWN_MARKER) is not a second miss: the runtime counts it. */
+    if ((size_t)out->decision < NDECISIONS && decision_counters[out->decision])
+        qfs_metrics_count(m, decision_counters[out->decision], 1);
     switch (out->action) {
     case CACHE_ACT_FINISH:
         qfs_delivery_finish(d, &out->outbox, PUBLISH_RETRY_MS);
@@ -82,6 +100,7 @@ static void handle(struct qfs_svc *svc, struct qfs_delivery *d, cache_handler_fn
     struct pending *p = qfs_xcalloc(1, sizeof(*p));
     p->st = st;
     p->d = d;
+    p->metrics = qfs_svc_metrics(svc);
     struct cache_input in = {
         .trace_id = qfs_delivery_trace_id(d),
         .stream_seq = qfs_delivery_stream_seq(d),
@@ -128,9 +147,20 @@ static qfs_status cache_start(struct qfs_svc *svc)
         .inflight_ttl_s = cfg->inflight_ttl_s,
         .fail_closed = cfg->fail_closed,
     };
+    for (size_t i = 0; i < NDECISIONS; i++)
+        if (decision_counters[i]) qfs_metrics_count(qfs_svc_metrics(svc), decision_counters[i], 0);
     qfs_info("cache store ready", "backend", qfs_kv_backend_name(st->kv), "on_store_failure",
              cfg->fail_closed ? "retry (fail closed)" : "scan anyway (fail open)");
     return QFS_OK;
+}
+
+static void cache_collect(struct qfs_svc *svc, struct qfs_metrics *m)
+{
+    struct cache_state *st = qfs_svc_data(svc);
+    if (!st || !st->http) return; /* HTTP only with DynamoDB */
+    struct qfs_http_stats hs;
+    qfs_http_read_stats(st->http, &hs);
+    qfs_metrics_set_http(m, &hs);
 }
 
 static void on_kv_closed(void *arg)
@@ -174,4 +204,5 @@ const struct qfs_service_def cache_service = {
     .nconsumers = sizeof(cache_consumers) / sizeof(cache_consumers[0]),
     .start = cache_start,
     .stop = cache_stop,
+    .collect = cache_collect,
 };

@@ -10,6 +10,7 @@
 #include "qfs/aws_sqs.h"
 #include "qfs/http.h"
 #include "qfs/log.h"
+#include "qfs/metrics.h"
 #include "qfs/proto_dlq.h"
 #include "qfs/proto_event.h"
 #include "qfs/service.h"
@@ -51,6 +52,7 @@ struct item {
     char *message_id;
     char *receipt_handle;
     bool stored; /* published (or dead-lettered) and acknowledged: delete it */
+    bool dlq;    /* it went to qfs.dlq.ingest */
 };
 
 struct batch {
@@ -75,6 +77,9 @@ struct ingest {
     size_t nrx, rx_closing;
     size_t batches; /* received and not yet deleted */
     void (*stopped)(struct qfs_svc *svc);
+    /* Counters (qfs_svc_metrics). */
+    struct qfs_metrics_counter *received, *stored, *dead_lettered, *not_stored;
+    struct qfs_metrics_counter *receive_errors, *delete_errors;
 };
 
 static void receive(struct receiver *rx);
@@ -127,7 +132,9 @@ static void on_deleted(const struct qfs_aws_response *r, const struct qfs_sqs_ba
          * which the stream drops: nothing is lost, but say so. */
         qfs_warn("DeleteMessageBatch failed; the messages will be received again", "status",
                  qfs_status_str(r->status), "error", r->error_code);
+        qfs_metrics_counter_add(b->rx->in->delete_errors, 1);
     } else {
+        qfs_metrics_counter_add(b->rx->in->delete_errors, res->nfailed);
         for (size_t i = 0; i < res->nfailed; i++)
             qfs_warn("SQS did not delete a message; it will be received again", "id", res->failed[i].id,
                      "code", res->failed[i].code);
@@ -156,10 +163,15 @@ static void on_stored(void *arg, qfs_status st)
 {
     struct item *it = arg;
     struct batch *b = it->batch;
-    if (st == QFS_OK) it->stored = true;
-    else
+    struct ingest *in = b->rx->in;
+    if (st == QFS_OK) {
+        it->stored = true;
+        qfs_metrics_counter_add(it->dlq ? in->dead_lettered : in->stored, 1);
+    } else {
         qfs_warn("event not stored; it stays in SQS", "sqs_message_id", it->message_id, "status",
                  qfs_status_str(st));
+        qfs_metrics_counter_add(in->not_stored, 1);
+    }
     if (--b->pending == 0) batch_settled(b);
 }
 
@@ -184,6 +196,7 @@ static qfs_status dead_letter(struct ingest *in, struct item *it, const struct q
     e.time = ts;
     char *msg_id = qfs_xasprintf("dlq:ingest:sqs:%s", m->message_id);
     qfs_error("dead-lettered", "sqs_message_id", m->message_id, "reason", reason);
+    it->dlq = true;
     qfs_status s = qfs_bus_publish_dlq(qfs_svc_bus(in->svc), &e, msg_id, on_stored, it);
     free(msg_id);
     return s;
@@ -219,6 +232,7 @@ static void on_received(const struct qfs_aws_response *r, const struct qfs_sqs_m
         snprintf(d, sizeof(d), "%" PRIu64, delay);
         qfs_warn("ReceiveMessage failed; backing off", "status", qfs_status_str(r->status), "error",
                  r->error_code, "delay_ms", d);
+        qfs_metrics_counter_add(in->receive_errors, 1);
         if (!qfs_svc_is_draining(in->svc)) schedule(rx, delay);
         return;
     }
@@ -227,6 +241,7 @@ static void on_received(const struct qfs_aws_response *r, const struct qfs_sqs_m
         if (!qfs_svc_is_draining(in->svc)) schedule(rx, 0);
         return;
     }
+    qfs_metrics_counter_add(in->received, msgs->count);
     struct batch *b = qfs_xcalloc(1, sizeof(*b));
     b->rx = rx;
     b->items = qfs_xcalloc(msgs->count, sizeof(*b->items));
@@ -242,6 +257,7 @@ static void on_received(const struct qfs_aws_response *r, const struct qfs_sqs_m
         b->pending++;
         if (forward(in, it, m) != QFS_OK) {
             qfs_error("cannot publish a received message; it stays in SQS", "sqs_message_id", m->message_id);
+            qfs_metrics_counter_add(in->not_stored, 1);
             b->pending--;
         }
     }
@@ -281,6 +297,13 @@ static qfs_status ingest_start(struct qfs_svc *svc)
     in->svc = svc;
     in->cfg = qfs_svc_config(svc);
     qfs_svc_set_data(svc, in);
+    struct qfs_metrics *m = qfs_svc_metrics(svc);
+    in->received = qfs_metrics_counter(m, "events_received");
+    in->stored = qfs_metrics_counter(m, "events_stored");
+    in->dead_lettered = qfs_metrics_counter(m, "events_dead_lettered");
+    in->not_stored = qfs_metrics_counter(m, "events_not_stored");
+    in->receive_errors = qfs_metrics_counter(m, "sqs_receive_errors");
+    in->delete_errors = qfs_metrics_counter(m, "sqs_delete_errors");
     qfs_status s = qfs_http_new(qfs_svc_loop(svc), NULL, &in->http);
     struct qfs_aws_options ao = {0};
     if (s == QFS_OK) s = qfs_aws_new(qfs_svc_loop(svc), in->http, &ao, &in->aws);
@@ -295,6 +318,15 @@ static qfs_status ingest_start(struct qfs_svc *svc)
     }
     qfs_info("receiving", "queue", in->cfg->queue_url);
     return QFS_OK;
+}
+
+static void ingest_collect(struct qfs_svc *svc, struct qfs_metrics *m)
+{
+    struct ingest *in = qfs_svc_data(svc);
+    if (!in || !in->http) return;
+    struct qfs_http_stats hs;
+    qfs_http_read_stats(in->http, &hs);
+    qfs_metrics_set_http(m, &hs);
 }
 
 static size_t ingest_busy(struct qfs_svc *svc)
@@ -350,4 +382,5 @@ const struct qfs_service_def ingest_service = {
     .start = ingest_start,
     .stop = ingest_stop,
     .busy = ingest_busy,
+    .collect = ingest_collect,
 };

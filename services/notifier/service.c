@@ -9,6 +9,8 @@
 #include "qfs/http.h"
 #include "qfs/kv.h"
 #include "qfs/log.h"
+#include "qfs/metrics.h"
+#include "qfs/proto_notification.h"
 #include "qfs/service.h"
 #include "qfs/util.h"
 
@@ -48,6 +50,7 @@ struct pending {
     struct notifier_state *st;
     struct qfs_delivery *d;
     struct pending *prev, *next;
+    bool outcome; /* a scan outcome (not a skip): its record says whether SNS got it */
 };
 
 struct notifier_state {
@@ -64,10 +67,58 @@ struct notifier_state {
     bool orphaned; /* stopped with jobs still out: the last one frees the state */
 };
 
+/* One SNS Publish, counted when it ends. */
+struct sns_call {
+    qfs_sns_publish_fn cb;
+    void *arg;
+    struct qfs_metrics *metrics;
+};
+
+static void on_sns_published(const struct qfs_aws_response *r, const char *message_id, void *arg)
+{
+    struct sns_call *c = arg;
+    qfs_metrics_count(c->metrics, r->status == QFS_OK ? "notifications_sent" : "notifications_failed", 1);
+    qfs_sns_publish_fn cb = c->cb;
+    void *cb_arg = c->arg;
+    free(c);
+    cb(r, message_id, cb_arg);
+}
+
+/* The SNS port: qfs_sns_publish over the state's AWS client, counting what SNS accepted. */
 static qfs_status publish_sns(void *ctx, const struct qfs_sns_publish *p, qfs_sns_publish_fn cb,
                               void *arg)
 {
-    return qfs_sns_publish(ctx, p, cb, arg);
+    struct notifier_state *st = ctx;
+    struct sns_call *c = qfs_xcalloc(1, sizeof(*c));
+    c->cb = cb;
+    c->arg = arg;
+    c->metrics = qfs_svc_metrics(st->svc);
+    qfs_status s = qfs_sns_publish(st->aws, p, on_sns_published, c);
+    if (s != QFS_OK) {
+        qfs_metrics_count(c->metrics, "notifications_failed", 1);
+        free(c);
+    }
+    return s;
+}
+
+/* Counts the outcomes deliberately not sent, by reason, from the notification records in ob. */
+static void count_not_sent(struct qfs_metrics *m, const struct qfs_outbox *ob)
+{
+    const char *schema = qfs_schema_name(QFS_SCHEMA_NOTIFICATION);
+    for (size_t i = 0; ob && i < ob->n; i++) {
+        const struct qfs_outbox_msg *msg = &ob->items[i];
+        if (!msg->schema || strcmp(msg->schema, schema) != 0) continue;
+        struct qfs_notification rec;
+        char err[128];
+        if (qfs_notification_decode(msg->data, msg->len, &rec, err, sizeof(err)) != QFS_OK) continue;
+        if (rec.decision == QFS_NOTIFY_NOT_SENT) {
+            char name[QFS_METRICS_NAME_MAX];
+            snprintf(name, sizeof(name), "notifications_not_sent.%s", qfs_notify_reason_str(rec.reason));
+            qfs_metrics_count(m, "notifications_not_sent", 1);
+            qfs_metrics_count(m, name, 1);
+        }
+        qfs_notification_cleanup(&rec);
+    }
 }
 
 /* ---- settling -------------------------------------------------------------------------------- */
@@ -105,11 +156,13 @@ static void on_done(void *arg, qfs_status s, const char *reason, struct qfs_outb
     struct pending *p = arg;
     struct notifier_state *st = p->st;
     struct qfs_delivery *d = p->d;
+    bool outcome = p->outcome;
     pending_free(p);
     if (st->closing) {
         if (st->orphaned && !st->pending) free(st);
         return;
     }
+    if (s == QFS_OK && outcome) count_not_sent(qfs_svc_metrics(st->svc), ob);
     if (s == QFS_OK) qfs_delivery_finish(d, ob, 2000);
     else if (notifier_status_is_retryable(s)) qfs_delivery_retry(d, retry_delay(d), s, reason);
     else qfs_delivery_dead_letter(d, s, reason);
@@ -133,7 +186,9 @@ static void handle_outcome(struct qfs_svc *svc, struct qfs_delivery *d, enum qfs
         qfs_delivery_dead_letter(d, QFS_PROTOCOL, err);
         return;
     }
-    notifier_handle_outcome(&st->deps, &o, on_done, pending_new(st, d));
+    struct pending *p = pending_new(st, d);
+    p->outcome = true;
+    notifier_handle_outcome(&st->deps, &o, on_done, p);
 }
 
 static void handle_completed(void *ctx, struct qfs_delivery *d)
@@ -198,13 +253,26 @@ static qfs_status notifier_start(struct qfs_svc *svc)
         uv_timer_start(&st->keepalive, on_keepalive, (uint64_t)every, (uint64_t)every);
     }
     st->deps = (struct notifier_deps){.kv = st->kv, .rules = &st->rules, .publish = publish_sns,
-                                      .publish_ctx = st->aws};
+                                      .publish_ctx = st};
+    struct qfs_metrics *m = qfs_svc_metrics(svc);
+    static const char *const listed[] = {"notifications_sent", "notifications_not_sent",
+                                         "notifications_failed"};
+    for (size_t i = 0; i < sizeof(listed) / sizeof(listed[0]); i++) qfs_metrics_count(m, listed[i], 0);
     char sev[16];
     snprintf(sev, sizeof(sev), "%s", qfs_severity_str(st->rules.min_severity));
     if (s == QFS_OK)
         qfs_info("notifier ready", "topic", cfg->topic_arn, "min_severity", sev, "new_only",
                  cfg->new_only ? "1" : "0", "failures", cfg->notify_failures ? "1" : "0");
     return s;
+}
+
+static void notifier_collect(struct qfs_svc *svc, struct qfs_metrics *m)
+{
+    struct notifier_state *st = qfs_svc_data(svc);
+    if (!st || !st->http) return;
+    struct qfs_http_stats hs;
+    qfs_http_read_stats(st->http, &hs);
+    qfs_metrics_set_http(m, &hs);
 }
 
 /* Frees what is left once the store and the timer are closed. */
@@ -285,4 +353,5 @@ const struct qfs_service_def notifier_service = {
     .nconsumers = sizeof(notifier_consumers) / sizeof(notifier_consumers[0]),
     .start = notifier_start,
     .stop = notifier_stop,
+    .collect = notifier_collect,
 };

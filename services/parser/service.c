@@ -11,6 +11,7 @@
 #include "qfs/http.h"
 #include "qfs/kv.h"
 #include "qfs/log.h"
+#include "qfs/metrics.h"
 #include "qfs/proto_dlq.h"
 #include "qfs/service.h"
 #include "qfs/util.h"
@@ -83,10 +84,32 @@ static void state_close(struct parser_state *st)
 
 /* ---- the service ------------------------------------------------------------------------------ */
 
+/* One event being resolved. */
+struct job {
+    struct qfs_svc *svc;
+    struct qfs_delivery *d;
+};
+
+/* Counts what the parser made of one event: the event, its image records, its skips by reason. */
+static void count_parsed(struct qfs_svc *svc, const struct parser_plan *plan, size_t nimages)
+{
+    struct qfs_metrics *m = qfs_svc_metrics(svc);
+    qfs_metrics_count(m, "events", 1);
+    qfs_metrics_count(m, "images", nimages);
+    for (size_t i = 0; i < plan->nskips; i++) {
+        char name[QFS_METRICS_NAME_MAX];
+        snprintf(name, sizeof(name), "skips.%s", qfs_skip_reason_str(plan->skips[i].reason));
+        qfs_metrics_count(m, name, 1);
+    }
+}
+
 static void on_resolved(void *arg, qfs_status st, const char *reason, struct parser_plan *plan,
                         struct parser_image *images, size_t n)
 {
-    struct qfs_delivery *d = arg;
+    struct job *job = arg;
+    struct qfs_svc *svc = job->svc;
+    struct qfs_delivery *d = job->d;
+    free(job);
     if (st != QFS_OK) {
         /* Back off 2 s, 4 s, ... up to a minute: a throttled or unavailable AWS recovers. */
         uint64_t count = qfs_delivery_count(d);
@@ -104,6 +127,7 @@ static void on_resolved(void *arg, qfs_status st, const char *reason, struct par
     char nimg[24], nskip[24];
     snprintf(nimg, sizeof(nimg), "%zu", n);
     snprintf(nskip, sizeof(nskip), "%zu", plan->nskips);
+    count_parsed(svc, plan, n);
     qfs_info("parsed", "trace_id", plan->deploy.event_id, "event", plan->deploy.event_name, "images",
              nimg, "skips", nskip);
     qfs_delivery_finish(d, &ob, 2000);
@@ -124,8 +148,11 @@ static void handle_event(void *ctx, struct qfs_delivery *d)
     struct parser_plan plan;
     parser_plan(&ev, &plan);
     qfs_event_cleanup(&ev);
+    struct job *job = qfs_xcalloc(1, sizeof(*job));
+    job->svc = svc;
+    job->d = d;
     /* After a few tries, publish what is known rather than hold the deploy back on ECR. */
-    parser_resolve(&st->deps, &plan, qfs_delivery_count(d) < 3, NULL, on_resolved, d);
+    parser_resolve(&st->deps, &plan, qfs_delivery_count(d) < 3, NULL, on_resolved, job);
 }
 
 static qfs_status parser_start(struct qfs_svc *svc)
@@ -133,7 +160,19 @@ static qfs_status parser_start(struct qfs_svc *svc)
     struct parser_state *st = qfs_xcalloc(1, sizeof(*st));
     qfs_status s = state_open(svc, st, true, true);
     qfs_svc_set_data(svc, st);
+    /* Listed (as 0) from the first metrics line on. */
+    qfs_metrics_count(qfs_svc_metrics(svc), "events", 0);
+    qfs_metrics_count(qfs_svc_metrics(svc), "images", 0);
     return s;
+}
+
+static void parser_collect(struct qfs_svc *svc, struct qfs_metrics *m)
+{
+    struct parser_state *st = qfs_svc_data(svc);
+    if (!st || !st->http) return;
+    struct qfs_http_stats hs;
+    qfs_http_read_stats(st->http, &hs);
+    qfs_metrics_set_http(m, &hs);
 }
 
 static void parser_stop(struct qfs_svc *svc, void (*done)(struct qfs_svc *svc))
@@ -313,6 +352,7 @@ const struct qfs_service_def parser_service = {
     .nconsumers = 1,
     .start = parser_start,
     .stop = parser_stop,
+    .collect = parser_collect,
     .command = parser_command,
     .usage = "       qfs-parser --explain [FILE|-]\n"
              "           print the messages one event (EventBridge event, SQS message or\n"

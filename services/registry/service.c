@@ -9,6 +9,7 @@
 #include "qfs/http.h"
 #include "qfs/kv.h"
 #include "qfs/log.h"
+#include "qfs/metrics.h"
 #include "qfs/qualys.h"
 #include "qfs/service.h"
 #include "qfs/util.h"
@@ -108,6 +109,7 @@ static qfs_status q_create_connector(void *impl, const char *name, const char *r
 struct job {
     struct qfs_delivery *d;
     struct qfs_scan_request req;
+    struct qfs_metrics *metrics;
 };
 
 static void on_resolved(void *arg, const struct registry_outcome *o)
@@ -118,6 +120,7 @@ static void on_resolved(void *arg, const struct registry_outcome *o)
         qfs_delivery_retry(d, o->delay_ms, o->status, o->detail);
         goto out;
     }
+    qfs_metrics_count(job->metrics, o->verdict == REGISTRY_READY ? "scans_ready" : "registry_failures", 1);
     struct qfs_outbox ob;
     qfs_outbox_init(&ob);
     qfs_status s;
@@ -149,6 +152,7 @@ static void handle_request(void *ctx, struct qfs_delivery *d)
     const char *data = qfs_delivery_data(d, &len);
     struct job *job = qfs_xcalloc(1, sizeof(*job));
     job->d = d;
+    job->metrics = qfs_svc_metrics(svc);
     char err[256];
     if (qfs_scan_request_decode(data, len, &job->req, err, sizeof(err)) != QFS_OK) {
         free(job);
@@ -207,9 +211,37 @@ static qfs_status registry_start(struct qfs_svc *svc)
     struct registry_store store = {st->kv, kv_get, kv_put, kv_put_if_absent, kv_del_if_value};
     struct registry_qualys qualys = {st->qualys,  q_find_registry, q_create_registry,
                                      q_list_connectors, q_aws_base, q_create_connector};
+    struct qfs_metrics *m = qfs_svc_metrics(svc);
+    static const char *const listed[] = {"scans_ready", "registry_failures", "registries_found",
+                                         "registries_created", "connectors_created"};
+    for (size_t i = 0; i < sizeof(listed) / sizeof(listed[0]); i++) qfs_metrics_count(m, listed[i], 0);
     s = registry_new(&rc, &store, &qualys, &st->reg);
     if (s != QFS_OK) qfs_error("QFS_ECR_ROLE_NAME is not a usable IAM role name", "variable", "QFS_ECR_ROLE_NAME");
     return s;
+}
+
+/* Registries found and created, and every Qualys and HTTP count, from the clients' stats: a
+ * registry found in Qualys is a find_registry call answered OK, one created a create_registry
+ * call answered OK (registries known from the store make no call). */
+static void registry_collect(struct qfs_svc *svc, struct qfs_metrics *m)
+{
+    struct registry_state *st = qfs_svc_data(svc);
+    if (!st) return;
+    if (st->http) {
+        struct qfs_http_stats hs;
+        qfs_http_read_stats(st->http, &hs);
+        qfs_metrics_set_http(m, &hs);
+    }
+    if (!st->qualys) return;
+    struct qfs_qualys_stats qs;
+    qfs_qualys_read_stats(st->qualys, &qs);
+    qfs_metrics_set_qualys(m, &qs);
+    qfs_metrics_counter_set_total(qfs_metrics_counter(m, "registries_found"),
+                                  qs.calls[QFS_QUALYS_CALL_FIND_REGISTRY][QFS_OK]);
+    qfs_metrics_counter_set_total(qfs_metrics_counter(m, "registries_created"),
+                                  qs.calls[QFS_QUALYS_CALL_CREATE_REGISTRY][QFS_OK]);
+    qfs_metrics_counter_set_total(qfs_metrics_counter(m, "connectors_created"),
+                                  qs.calls[QFS_QUALYS_CALL_CREATE_CONNECTOR][QFS_OK]);
 }
 
 static void on_kv_closed(void *arg)
@@ -270,4 +302,5 @@ const struct qfs_service_def registry_service = {
     .check_config = registry_check_config,
     .start = registry_start,
     .stop = registry_stop,
+    .collect = registry_collect,
 };

@@ -9,6 +9,7 @@
 #include "qfs/http.h"
 #include "qfs/kv.h"
 #include "qfs/log.h"
+#include "qfs/metrics.h"
 #include "qfs/proto_scan.h"
 #include "qfs/qualys.h"
 #include "qfs/service.h"
@@ -90,7 +91,41 @@ struct poller_state {
 struct running {
     struct poller_state *st;
     struct qfs_delivery *d;
+    struct qfs_metrics *metrics;
+    int64_t deployed_ms; /* the requesting deploy's event_time; 0 when unknown */
 };
+
+/* Counts how a check ended; a completed scan also gives its deploy-to-result latency. */
+static void count_checked(const struct running *run, const struct poller_outcome *o)
+{
+    if (o->verdict != POLLER_PUBLISH || !o->what) return;
+    if (strcmp(o->what, "completed") == 0) {
+        qfs_metrics_count(run->metrics, "scans_completed", 1);
+        int64_t now = qfs_now_ms();
+        if (run->deployed_ms > 0 && now >= run->deployed_ms)
+            qfs_metrics_histogram_record(qfs_metrics_histogram(run->metrics, "deploy_to_result"),
+                                         (uint64_t)(now - run->deployed_ms));
+        return;
+    }
+    char name[QFS_METRICS_NAME_MAX];
+    snprintf(name, sizeof(name), "scans_failed.%s", o->what);
+    qfs_metrics_count(run->metrics, "scans_failed", 1);
+    qfs_metrics_count(run->metrics, name, 1);
+}
+
+/* Poll lag: how late check n runs against its schedule, that is now minus (the time the stream
+ * stored the scan-ready message + the poll delays of checks 1..n-1). It grows when checks queue up
+ * behind MaxAckPending or the poller is down; the time earlier checks took adds a little. */
+static void record_poll_lag(struct poller_state *st, struct qfs_metrics *m, const struct qfs_delivery *d)
+{
+    int64_t due = qfs_delivery_stored_ms(d);
+    if (due <= 0) return;
+    uint64_t n = qfs_delivery_count(d);
+    for (uint64_t k = 1; k < n; k++) due += poller_delay_ms(&st->deps.schedule, k);
+    int64_t now = qfs_now_ms();
+    qfs_metrics_histogram_record(qfs_metrics_histogram(m, "poll_lag"),
+                                 now > due ? (uint64_t)(now - due) : 0);
+}
 
 static void finalize_stop(struct poller_state *st);
 
@@ -99,6 +134,7 @@ static void on_checked(void *arg, const struct poller_outcome *o)
     struct running *run = arg;
     struct poller_state *st = run->st;
     struct qfs_delivery *d = run->d;
+    count_checked(run, o);
     free(run);
     st->checks--;
     /* Settled even while stopping: past the drain deadline the bus has returned the message to
@@ -138,6 +174,13 @@ static void handle_ready(void *ctx, struct qfs_delivery *d)
     struct running *run = qfs_xcalloc(1, sizeof(*run));
     run->st = st;
     run->d = d;
+    run->metrics = qfs_svc_metrics(svc);
+    const struct qfs_scan_request *req = &ready.request;
+    if (req->ndeploys == 0 || !req->deploys[0].event_time ||
+        !qfs_aws_parse_time(req->deploys[0].event_time, &run->deployed_ms))
+        run->deployed_ms = 0;
+    qfs_metrics_count(run->metrics, "polls", 1);
+    record_poll_lag(st, run->metrics, d);
     st->checks++;
     poller_check(&st->deps, &ready, qfs_delivery_count(d), on_checked, run);
 }
@@ -197,7 +240,29 @@ static qfs_status poller_start(struct qfs_svc *svc)
     deps->kv = st->kv;
     poller_qualys_port_init(&deps->qualys, st->qualys);
     poller_ecr_port_init(&deps->ecr, &st->ecr);
+    struct qfs_metrics *m = qfs_svc_metrics(svc);
+    static const char *const listed[] = {"polls", "scans_submitted", "scans_completed", "scans_failed"};
+    for (size_t i = 0; i < sizeof(listed) / sizeof(listed[0]); i++) qfs_metrics_count(m, listed[i], 0);
     return QFS_OK;
+}
+
+/* Scans submitted (create_schedule calls Qualys answered OK), and every Qualys and HTTP count,
+ * from the clients' stats. */
+static void poller_collect(struct qfs_svc *svc, struct qfs_metrics *m)
+{
+    struct poller_state *st = qfs_svc_data(svc);
+    if (!st) return;
+    if (st->http) {
+        struct qfs_http_stats hs;
+        qfs_http_read_stats(st->http, &hs);
+        qfs_metrics_set_http(m, &hs);
+    }
+    if (!st->qualys) return;
+    struct qfs_qualys_stats qs;
+    qfs_qualys_read_stats(st->qualys, &qs);
+    qfs_metrics_set_qualys(m, &qs);
+    qfs_metrics_counter_set_total(qfs_metrics_counter(m, "scans_submitted"),
+                                  qs.calls[QFS_QUALYS_CALL_CREATE_SCHEDULE][QFS_OK]);
 }
 
 static void finalize_stop(struct poller_state *st)
@@ -261,4 +326,5 @@ const struct qfs_service_def scanner_poller_service = {
     .check_config = poller_check_config,
     .start = poller_start,
     .stop = poller_stop,
+    .collect = poller_collect,
 };

@@ -370,6 +370,8 @@ static void test_burst_of_deploys_scans_each_image_once(void **state)
 static void test_qualys_faults_do_not_stop_a_scan(void **state)
 {
     seed_image(HUB, REGION, "e2e-faults", "1", 1, 2);
+    /* A 5-second window on the image calls, so the waits a 429 asks for stay short. */
+    post(qualys_url(), "/_sim/limits", "{\"images\":{\"limit\":5000,\"windowSec\":5}}");
     /* 429 storms and 5xx bursts on the image calls, slow answers, and every JWT expired. */
     post(qualys_url(), "/_sim/faults",
          "[{\"endpoint\":[\"images\",\"image-detail\",\"image-vuln\"],\"status\":429,\"rate\":0.4,"
@@ -383,6 +385,7 @@ static void test_qualys_faults_do_not_stop_a_scan(void **state)
     char url[600];
     snprintf(url, sizeof(url), "%s/_sim/faults", qualys_url());
     qfs_test_http("DELETE", url, NULL, NULL);
+    post(qualys_url(), "/_sim/limits", "{\"images\":{\"limit\":5000,\"windowSec\":60}}");
     assert_int_equal(schedules_for("e2e-faults"), 1);
     wait_count(NULL, NULL, "e2e-faults:1", 1, 30000);
 }

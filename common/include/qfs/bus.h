@@ -66,6 +66,22 @@ void qfs_bus_nak_all(struct qfs_bus *bus);
 void qfs_bus_close(struct qfs_bus *bus, void (*closed)(void *arg), void *arg);
 bool qfs_bus_is_connected(const struct qfs_bus *bus);
 
+/* What the bus has done since qfs_bus_new, for metrics (read at flush time; loop thread). */
+struct qfs_bus_stats {
+    uint64_t acks;                 /* deliveries acknowledged */
+    uint64_t retries;              /* deliveries returned for redelivery (qfs_delivery_retry) */
+    uint64_t dead_letters;         /* DLQ entries stored, their inputs terminated */
+    uint64_t dead_letter_failures; /* DLQ entries not stored (the input comes back) */
+    uint64_t published;            /* publishes stored (PubAck; duplicates included) */
+    uint64_t publish_failures;     /* publishes not stored */
+    uint64_t returned;             /* deliveries returned unsettled at the drain deadline */
+};
+/* Copies the bus's totals to out. */
+void qfs_bus_read_stats(const struct qfs_bus *bus, struct qfs_bus_stats *out);
+/* Messages delivered to the i-th consumer given to qfs_bus_start, redeliveries included; 0 past
+ * the end. */
+uint64_t qfs_bus_consumer_received(const struct qfs_bus *bus, size_t i);
+
 /* Publishes data (copied) to subject with Nats-Msg-Id msg_id (may be NULL), the trace id and the
  * schema name as headers, and calls cb when the PubAck arrives. Subjects must be stored by the
  * stream. Returns non-OK only for invalid arguments (cb is then not called). */
@@ -90,6 +106,8 @@ const char *qfs_delivery_trace_id(const struct qfs_delivery *d);
 uint64_t qfs_delivery_count(const struct qfs_delivery *d);
 uint64_t qfs_delivery_stream_seq(const struct qfs_delivery *d);
 int qfs_delivery_max_deliver(const struct qfs_delivery *d);
+/* When the stream stored the message (epoch ms, the same on every redelivery); 0 when unknown. */
+int64_t qfs_delivery_stored_ms(const struct qfs_delivery *d);
 
 /* Acknowledges: the work is done and its outputs are stored. */
 void qfs_delivery_ack(struct qfs_delivery *d);

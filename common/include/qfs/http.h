@@ -86,6 +86,18 @@ void qfs_http_free(struct qfs_http *http);
 qfs_status qfs_http_request(struct qfs_http *http, const struct qfs_http_request *req,
                             qfs_http_done_fn cb, void *arg);
 
+/* What a client has done since qfs_http_new, for metrics (read at flush time; loop thread). */
+struct qfs_http_stats {
+    uint64_t requests;         /* requests ended, each over all its attempts */
+    uint64_t failures;         /* requests that ended with a status other than QFS_OK */
+    uint64_t retries;          /* attempts followed by another one */
+    uint64_t throttled;        /* 429 answers */
+    uint64_t server_errors;    /* 5xx answers */
+    uint64_t transport_errors; /* attempts that got no HTTP answer */
+};
+/* Copies the client's totals to out. */
+void qfs_http_read_stats(const struct qfs_http *http, struct qfs_http_stats *out);
+
 /* The one mapping of a transfer result (curl code, HTTP code, whether the body cap was hit) to a
  * qfs_status; *retryable says whether trying again may help. Pure; exposed for tests. */
 qfs_status qfs_http_map(CURLcode cc, long code, bool too_big, bool *retryable);

@@ -12,6 +12,7 @@
 #include "qfs/config.h"
 #include "qfs/status.h"
 
+struct qfs_metrics;
 struct qfs_svc;
 
 /* Settings every service has (the first rows of every --help). */
@@ -27,6 +28,7 @@ struct qfs_runtime_config {
     int64_t publish_timeout_ms;
     int64_t max_outstanding;
     char *run_dir;
+    int64_t metrics_interval_ms; /* 0: no metrics */
 };
 
 struct qfs_service_def {
@@ -50,6 +52,10 @@ struct qfs_service_def {
     /* Work the service holds outside the bus (e.g. ingest's SQS batches); the drain waits until
      * it is 0. NULL: none. */
     size_t (*busy)(struct qfs_svc *svc);
+    /* On the loop before each metrics flush, the last one included (which comes after the drain
+     * and before stop): set counters from totals kept elsewhere, such as a client's stats struct
+     * (qfs_metrics_set_http, qfs_metrics_set_qualys). NULL: none. */
+    void (*collect)(struct qfs_svc *svc, struct qfs_metrics *m);
     /* Extra command-line modes (e.g. --explain). Returns an exit code, or -1 when argv holds none
      * of its options. Config has been loaded when it runs. */
     int (*command)(struct qfs_svc *svc, int argc, char **argv);
@@ -70,6 +76,11 @@ void *qfs_svc_data(struct qfs_svc *svc);
 void qfs_svc_set_data(struct qfs_svc *svc, void *data);
 /* True once SIGTERM was received: handlers should finish what they hold, not start new work. */
 bool qfs_svc_is_draining(const struct qfs_svc *svc);
+/* The service's metrics registry (qfs/metrics.h), owned by the runtime, which counts the bus's
+ * work in it and flushes it every QFS_METRICS_INTERVAL and at shutdown: an EMF line on stdout and
+ * the totals on qfs.stats.<service>. Valid, loop thread only, until qfs_service_main returns, so
+ * callbacks that run after stop may still count. */
+struct qfs_metrics *qfs_svc_metrics(struct qfs_svc *svc);
 
 /* The health file a running service refreshes and `--health` reads. */
 void qfs_svc_health_path(const char *run_dir, const char *name, char *out, size_t n);
