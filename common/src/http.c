@@ -521,6 +521,9 @@ static qfs_status attempt_start(struct xfer *x)
     }
     if (x->prepare) st = x->prepare(e, &x->slist, x->hook_arg);
     if (st != QFS_OK) goto out;
+    /* Again after the hook: no caller can turn verification off. */
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->slist);
 
     x->host = host_get(h, x->host_key);
