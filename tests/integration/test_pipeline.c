@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <cjson/cJSON.h>
+#include <nats/nats.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -406,6 +407,76 @@ static void test_scan_that_never_ends_is_a_timeout_notification(void **state)
     cJSON_Delete(msgs);
 }
 
+/* Publishes body to subject through JetStream (the test's own connection). */
+static void publish_raw(const char *subject, const char *body, const char *msg_id)
+{
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    assert_int_equal(natsConnection_ConnectTo(&nc, qfs_test_stack_get(&E->stack, "QFS_NATS_URL")), NATS_OK);
+    assert_int_equal(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MsgId = msg_id;
+    jsPubAck *pa = NULL;
+    jsErrCode jerr = 0;
+    assert_int_equal(js_Publish(&pa, js, subject, body, (int)strlen(body), &po, &jerr), NATS_OK);
+    jsPubAck_Destroy(pa);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+}
+
+struct dlq_arg {
+    const char *service, *payload;
+};
+
+static bool dlq_has(void *arg)
+{
+    struct dlq_arg *a = arg;
+    char filter[64];
+    snprintf(filter, sizeof(filter), "qfs.dlq.%s", a->service);
+    cJSON *l = qfs_test_stored(qfs_test_stack_get(&E->stack, "QFS_NATS_URL"), filter);
+    bool found = false;
+    const cJSON *m;
+    cJSON_ArrayForEach(m, l) {
+        const cJSON *p = cJSON_GetObjectItem(m, "payload");
+        if (cJSON_IsString(p) && strcmp(p->valuestring, a->payload) == 0) found = true;
+    }
+    cJSON_Delete(l);
+    return found;
+}
+
+static void test_poison_at_every_stage_lands_in_its_dlq(void **state)
+{
+    /* A message no service can read, on every subject a service consumes: each ends in that
+     * service's DLQ with its payload intact, and the pipeline goes on. */
+    static const struct {
+        const char *subject, *service;
+    } stages[] = {
+        {"qfs.events." HUB "." REGION, "parser"},
+        {"qfs.images." HUB "." REGION, "cache"},
+        {"qfs.scans.requested." HUB "." REGION, "registry"},
+        {"qfs.scans.ready." HUB "." REGION, "scanner-poller"},
+        {"qfs.scans.completed." HUB "." REGION, "notifier"},
+        {"qfs.scans.failed." HUB "." REGION, "notifier"},
+        {"qfs.scans.skipped." HUB "." REGION, "notifier"},
+    };
+    for (size_t i = 0; i < sizeof(stages) / sizeof(stages[0]); i++) {
+        char body[128], id[64];
+        snprintf(body, sizeof(body), "{\"poison\": %zu, \"schema\": \"not a qfs message\"}", i);
+        snprintf(id, sizeof(id), "poison-%zu", i);
+        publish_raw(stages[i].subject, body, id);
+        struct dlq_arg a = {stages[i].service, body};
+        if (!qfs_test_eventually(dlq_has, &a, 30000)) {
+            dump_logs();
+            fail_msg("no DLQ entry of %s for the poison on %s", stages[i].service, stages[i].subject);
+        }
+    }
+    /* The cache also received the completed/failed poison: its DLQ has them too. */
+    struct dlq_arg c = {"cache", "{\"poison\": 4, \"schema\": \"not a qfs message\"}"};
+    assert_true(qfs_test_eventually(dlq_has, &c, 30000));
+    for (size_t i = 0; i < NSERVICES; i++) assert_true(qfs_test_proc_alive(E->svc[i]));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -414,6 +485,7 @@ int main(void)
         cmocka_unit_test(test_burst_of_deploys_scans_each_image_once),
         cmocka_unit_test(test_qualys_faults_do_not_stop_a_scan),
         cmocka_unit_test(test_scan_that_never_ends_is_a_timeout_notification),
+        cmocka_unit_test(test_poison_at_every_stage_lands_in_its_dlq),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
