@@ -120,4 +120,51 @@ push-image: ## Build and push the image to ECR_REPO:IMAGE_TAG (both platforms)
 .PHONY: demo
 demo: setup ## The whole pipeline on this machine in about a minute, against the simulators
 	@$(MAKE) --no-print-directory build >/dev/null
-	@BUILD_DIR=$(BUILD_DIR) scripts/demo.sh
+	@QFS_BIN_DIR=$(abspath $(BUILD_DIR))/bin scripts/demo.sh
+
+# ---- Proof under fire (issue 8): the full chaos run and the benchmarks. The CI-sized chaos run
+# is part of `make test` (integration.chaos); these two take several minutes each.
+.PHONY: chaos bench
+
+chaos: setup ## Full chaos run: 2,000 events, 300 images, services SIGKILLed, nats-server restarted
+	@$(MAKE) --no-print-directory build
+	QFS_CHAOS_FULL=1 QFS_SOURCE_DIR=$(CURDIR) QFS_BIN_DIR=$(abspath $(BUILD_DIR))/bin \
+	  $(BUILD_DIR)/tests/it_chaos
+
+bench: setup ## Benchmarks on the local stack: a table, and bench/results/latest.json (BENCH_FLAGS=...)
+	@$(MAKE) --no-print-directory build
+	bench/run --build-dir $(BUILD_DIR) $(BENCH_FLAGS)
+
+# ---- Fuzzing (tests/fuzz/, STYLE.md "Tests"): every libFuzzer target with ASan and UBSan, built
+# with clang in FUZZ_BUILD_DIR, runs SECONDS seconds on a scratch copy of its corpus
+# (tests/fuzz/corpus/<target>/ stays as committed). A crash, leak, timeout or undefined behaviour
+# (UBSan halts on its first report) fails the run and leaves the reproducer in
+# FUZZ_BUILD_DIR/fuzz-run/<target>/artifacts/: minimise it (-minimize_crash=1), fix the decoder and
+# add the file to the target's corpus.
+FUZZ_BUILD_DIR ?= build-fuzz
+SECONDS ?= 60
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+
+.PHONY: fuzz
+
+fuzz: ## Build the fuzz targets with clang and run each for SECONDS (default 60); fails on any crash
+	@command -v clang >/dev/null || { echo "make fuzz: clang is needed"; exit 1; }
+	cmake -S . -B $(FUZZ_BUILD_DIR) -DCMAKE_C_COMPILER=clang -DQFS_FUZZ=ON
+	cmake --build $(FUZZ_BUILD_DIR) -j $(JOBS) --target $(addprefix fuzz_,$(FUZZ_TARGETS))
+	@fail=0; \
+	for t in $(FUZZ_TARGETS); do \
+	  run=$(FUZZ_BUILD_DIR)/fuzz-run/$$t; \
+	  rm -rf "$$run"; mkdir -p "$$run/corpus" "$$run/artifacts"; \
+	  cp tests/fuzz/corpus/$$t/* "$$run/corpus/"; \
+	  printf 'fuzz_%s: %s s on a copy of tests/fuzz/corpus/%s\n' "$$t" "$(SECONDS)" "$$t"; \
+	  if UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	     $(FUZZ_BUILD_DIR)/fuzz/fuzz_$$t -max_total_time=$(SECONDS) -print_final_stats=1 \
+	       -artifact_prefix="$$run/artifacts/" "$$run/corpus" >"$$run/log" 2>&1; then \
+	    sed -n 's/^stat::number_of_executed_units: */  executions: /p' "$$run/log"; \
+	  else \
+	    tail -n 40 "$$run/log"; \
+	    printf 'fuzz_%s: FAILED; log %s/log, reproducer in %s/artifacts/\n' "$$t" "$$run" "$$run"; \
+	    fail=1; \
+	  fi; \
+	done; \
+	exit $$fail

@@ -7,7 +7,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-build}
-BIN="$ROOT/$BUILD_DIR/bin"
+BIN=${QFS_BIN_DIR:-$ROOT/$BUILD_DIR/bin}
 STACK_DIR=${QFS_DEMO_DIR:-$ROOT/.demo}
 SERVICES=(ingest parser cache registry scanner-poller notifier)
 EXPECTED_NOTIFICATIONS=3
