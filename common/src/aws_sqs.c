@@ -34,6 +34,26 @@ static const char *region_of(struct qfs_aws *aws, const char *queue_url, char *b
     return qfs_aws_region(aws);
 }
 
+/* Sends the encoded request b as target (the JSON 1.0 protocol) to the region of queue_url.
+ * timeout_ms and max_response: 0 for the client's defaults. */
+static qfs_status sqs_call(struct qfs_aws *aws, const char *queue_url, const char *target,
+                           const struct qfs_buf *b, unsigned timeout_ms, size_t max_response,
+                           qfs_aws_done_fn done, void *arg)
+{
+    char region[40];
+    struct qfs_aws_call c = {
+        .service = QFS_AWS_SQS,
+        .region = region_of(aws, queue_url, region, sizeof(region)),
+        .protocol = QFS_AWS_JSON_1_0,
+        .target = target,
+        .body = b->data,
+        .body_len = b->len,
+        .timeout_ms = timeout_ms,
+        .max_response = max_response,
+    };
+    return qfs_aws_call(aws, &c, done, arg);
+}
+
 static bool url_ok(const char *url)
 {
     return url && *url && strlen(url) <= MAX_URL && qfs_utf8_is_valid(url, strlen(url));
@@ -186,7 +206,6 @@ qfs_status qfs_sqs_receive(struct qfs_aws *aws, const struct qfs_sqs_receive_par
                            qfs_sqs_receive_fn cb, void *arg)
 {
     struct qfs_buf b;
-    char region[40];
     qfs_buf_init(&b, 64 * 1024);
     qfs_status st = qfs_sqs_receive_encode(p, &b);
     struct receive_ctx *x = NULL;
@@ -194,17 +213,9 @@ qfs_status qfs_sqs_receive(struct qfs_aws *aws, const struct qfs_sqs_receive_par
     x = qfs_xcalloc(1, sizeof(*x));
     x->cb = cb;
     x->arg = arg;
-    struct qfs_aws_call c = {
-        .service = QFS_AWS_SQS,
-        .region = region_of(aws, p->queue_url, region, sizeof(region)),
-        .protocol = QFS_AWS_JSON_1_0,
-        .target = "AmazonSQS.ReceiveMessage",
-        .body = b.data,
-        .body_len = b.len,
-        .timeout_ms = (p->wait_seconds + 10) * 1000, /* above the long poll */
-        .max_response = RECEIVE_RESPONSE_CAP,
-    };
-    st = qfs_aws_call(aws, &c, on_received, x);
+    st = sqs_call(aws, p->queue_url, "AmazonSQS.ReceiveMessage", &b,
+                  (p->wait_seconds + 10) * 1000 /* above the long poll */, RECEIVE_RESPONSE_CAP,
+                  on_received, x);
     if (st == QFS_OK) x = NULL;
 out:
     free(x);
@@ -351,7 +362,6 @@ qfs_status qfs_sqs_delete_batch(struct qfs_aws *aws, const char *queue_url,
                                 void *arg)
 {
     struct qfs_buf b;
-    char region[40];
     qfs_buf_init(&b, 256 * 1024);
     qfs_status st = qfs_sqs_delete_batch_encode(queue_url, e, n, &b);
     struct batch_ctx *x = NULL;
@@ -359,15 +369,7 @@ qfs_status qfs_sqs_delete_batch(struct qfs_aws *aws, const char *queue_url,
     x = qfs_xcalloc(1, sizeof(*x));
     x->cb = cb;
     x->arg = arg;
-    struct qfs_aws_call c = {
-        .service = QFS_AWS_SQS,
-        .region = region_of(aws, queue_url, region, sizeof(region)),
-        .protocol = QFS_AWS_JSON_1_0,
-        .target = "AmazonSQS.DeleteMessageBatch",
-        .body = b.data,
-        .body_len = b.len,
-    };
-    st = qfs_aws_call(aws, &c, on_batch, x);
+    st = sqs_call(aws, queue_url, "AmazonSQS.DeleteMessageBatch", &b, 0, 0, on_batch, x);
     if (st == QFS_OK) x = NULL;
 out:
     free(x);
@@ -428,7 +430,6 @@ qfs_status qfs_sqs_send(struct qfs_aws *aws, const char *queue_url, const char *
                         unsigned delay_seconds, qfs_sqs_send_fn cb, void *arg)
 {
     struct qfs_buf b;
-    char region[40];
     qfs_buf_init(&b, REQUEST_CAP);
     qfs_status st = qfs_sqs_send_encode(queue_url, body, len, delay_seconds, &b);
     struct send_ctx *x = NULL;
@@ -436,15 +437,7 @@ qfs_status qfs_sqs_send(struct qfs_aws *aws, const char *queue_url, const char *
     x = qfs_xcalloc(1, sizeof(*x));
     x->cb = cb;
     x->arg = arg;
-    struct qfs_aws_call c = {
-        .service = QFS_AWS_SQS,
-        .region = region_of(aws, queue_url, region, sizeof(region)),
-        .protocol = QFS_AWS_JSON_1_0,
-        .target = "AmazonSQS.SendMessage",
-        .body = b.data,
-        .body_len = b.len,
-    };
-    st = qfs_aws_call(aws, &c, on_sent, x);
+    st = sqs_call(aws, queue_url, "AmazonSQS.SendMessage", &b, 0, 0, on_sent, x);
     if (st == QFS_OK) x = NULL;
 out:
     free(x);
@@ -472,20 +465,9 @@ qfs_status qfs_sqs_change_visibility(struct qfs_aws *aws, const char *queue_url,
                                      qfs_aws_done_fn cb, void *arg)
 {
     struct qfs_buf b;
-    char region[40];
     qfs_buf_init(&b, 64 * 1024);
     qfs_status st = qfs_sqs_change_visibility_encode(queue_url, receipt_handle, timeout_seconds, &b);
-    if (st == QFS_OK) {
-        struct qfs_aws_call c = {
-            .service = QFS_AWS_SQS,
-            .region = region_of(aws, queue_url, region, sizeof(region)),
-            .protocol = QFS_AWS_JSON_1_0,
-            .target = "AmazonSQS.ChangeMessageVisibility",
-            .body = b.data,
-            .body_len = b.len,
-        };
-        st = qfs_aws_call(aws, &c, cb, arg);
-    }
+    if (st == QFS_OK) st = sqs_call(aws, queue_url, "AmazonSQS.ChangeMessageVisibility", &b, 0, 0, cb, arg);
     qfs_buf_cleanup(&b);
     return st;
 }

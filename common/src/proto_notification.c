@@ -40,10 +40,9 @@ const char *qfs_notify_source_str(enum qfs_notify_source s)
     return (unsigned)s < QFS_NOTIFY_SOURCE_COUNT ? source_names[s] : NULL;
 }
 
-/* arn:aws[a-z-]{0,16}:sns:<region>:<account>:[A-Za-z0-9_-]{1,256}(.fifo)? */
-static bool check_topic_arn(const char *s)
+bool qfs_notification_topic_arn_is_valid(const char *s)
 {
-    if (strncmp(s, "arn:aws", 7) != 0) return false;
+    if (!s || strncmp(s, "arn:aws", 7) != 0) return false;
     const char *p = s + 7;
     int n = 0;
     while ((p[n] >= 'a' && p[n] <= 'z') || p[n] == '-') n++;
@@ -79,7 +78,7 @@ static bool check_message_id(const char *s)
     return true;
 }
 
-static const struct qfs__pd_str str_topic_arn = {1, 1024, true, check_topic_arn, "an SNS topic ARN"};
+static const struct qfs__pd_str str_topic_arn = {1, 1024, true, qfs_notification_topic_arn_is_valid, "an SNS topic ARN"};
 static const struct qfs__pd_str str_subject = {1, 99, true, check_subject, "printable ASCII"};
 static const struct qfs__pd_str str_message_id = {1, 100, true, check_message_id,
                                                   "[A-Za-z0-9-]+"};

@@ -16,27 +16,9 @@
 #define QID_MAX 999999999999999LL
 #define MAX_STORED_QIDS 1000
 
-/* arn:aws[a-z-]{0,16}:sns:<region>:<account>:[A-Za-z0-9_-]{1,256}(.fifo)?, as the record's schema. */
 bool notifier_topic_arn_is_valid(const char *s)
 {
-    if (!s || strncmp(s, "arn:aws", 7) != 0) return false;
-    const char *p = s + 7;
-    int n = 0;
-    while ((p[n] >= 'a' && p[n] <= 'z') || p[n] == '-') n++;
-    if (n > 16 || strncmp(p + n, ":sns:", 5) != 0) return false;
-    p += n + 5;
-    for (n = 0; (p[n] >= 'a' && p[n] <= 'z') || (p[n] >= '0' && p[n] <= '9') || p[n] == '-'; n++) {}
-    if (n < 1 || n > 32 || p[n] != ':') return false;
-    p += n + 1;
-    for (n = 0; n < 12; n++)
-        if (p[n] < '0' || p[n] > '9') return false;
-    if (p[12] != ':') return false;
-    p += 13;
-    for (n = 0; (p[n] >= 'a' && p[n] <= 'z') || (p[n] >= 'A' && p[n] <= 'Z') ||
-                (p[n] >= '0' && p[n] <= '9') || p[n] == '_' || p[n] == '-';
-         n++) {}
-    if (n < 1 || n > 256) return false;
-    return p[n] == '\0' || strcmp(p + n, ".fifo") == 0;
+    return qfs_notification_topic_arn_is_valid(s);
 }
 
 /* ---- outcomes and keys ----------------------------------------------------------------------- */

@@ -124,18 +124,7 @@ static void store_close(struct env *e)
 static uint64_t publish(struct env *e, const char *subject, const char *msg_id, const char *trace,
                         enum qfs_schema schema, char *json)
 {
-    natsMsg *m = NULL;
-    assert_int_equal(natsMsg_Create(&m, subject, NULL, json, (int)strlen(json)), NATS_OK);
-    natsMsgHeader_Set(m, QFS_HDR_MSG_ID, msg_id);
-    natsMsgHeader_Set(m, QFS_HDR_TRACE_ID, trace);
-    natsMsgHeader_Set(m, QFS_HDR_SCHEMA, qfs_schema_name(schema));
-    jsPubAck *pa = NULL;
-    jsErrCode jerr = 0;
-    natsStatus s = js_PublishMsg(&pa, e->js, m, NULL, &jerr);
-    if (s != NATS_OK) fail_msg("publish to %s failed: %s (%d)", subject, natsStatus_GetText(s), jerr);
-    uint64_t seq = pa->Sequence;
-    jsPubAck_Destroy(pa);
-    natsMsg_Destroy(m);
+    uint64_t seq = qfs_test_publish(e->js, subject, json, msg_id, trace, qfs_schema_name(schema));
     free(json);
     return seq;
 }
@@ -143,26 +132,7 @@ static uint64_t publish(struct env *e, const char *subject, const char *msg_id, 
 /* Every stored message on filter, each with its Nats-Msg-Id as "_msg_id". */
 static cJSON *stored(struct env *e, const char *filter)
 {
-    cJSON *list = cJSON_CreateArray();
-    natsSubscription *sub = NULL;
-    jsSubOptions so;
-    jsSubOptions_Init(&so);
-    so.Config.DeliverPolicy = js_DeliverAll;
-    so.Config.AckPolicy = js_AckNone;
-    jsErrCode jerr = 0;
-    if (js_SubscribeSync(&sub, e->js, filter, NULL, &so, &jerr) != NATS_OK) return list;
-    natsMsg *m = NULL;
-    while (natsSubscription_NextMsg(&m, sub, 300) == NATS_OK) {
-        cJSON *j = cJSON_ParseWithLength(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m));
-        const char *id = NULL;
-        natsMsgHeader_Get(m, QFS_HDR_MSG_ID, &id);
-        if (j && id) cJSON_AddStringToObject(j, "_msg_id", id);
-        if (j) cJSON_AddItemToArray(list, j);
-        natsMsg_Destroy(m);
-    }
-    natsSubscription_Unsubscribe(sub);
-    natsSubscription_Destroy(sub);
-    return list;
+    return qfs_test_stored(qfs_test_stack_get(&e->stack, "QFS_NATS_URL"), filter);
 }
 
 /* The messages on filter whose Nats-Msg-Id starts with prefix; *last gets a copy of the last. */

@@ -31,23 +31,6 @@ struct env {
 static const char *const service_env[] = {"QFS_HUB_ACCOUNT_ID=111122223333", "QFS_LOG_LEVEL=debug",
                                           "QFS_SQS_WAIT_SECONDS=1", "QFS_METRICS_INTERVAL=1s", NULL};
 
-/* Starts build/bin/qfs-<service> like qfs_test_service_start, but with stdout captured (the EMF
- * lines) and stderr (the logs) in <stack dir>/logs/qfs-<service>-metrics.log. */
-static struct qfs_test_proc *spawn_captured(const struct qfs_test_stack *st, const char *service)
-{
-    char bin[600], log[800], name[64];
-    snprintf(bin, sizeof(bin), "%s/qfs-%s", qfs_test_env("QFS_BIN_DIR", "build/bin"), service);
-    snprintf(name, sizeof(name), "qfs-%s-metrics", service);
-    snprintf(log, sizeof(log), "%s/logs/%s.log", st->dir, name);
-    const char *env[256];
-    size_t n = 0;
-    for (size_t i = 0; i < st->nenv && n < 200; i++) env[n++] = st->env[i];
-    for (size_t i = 0; service_env[i] && n < 254; i++) env[n++] = service_env[i];
-    env[n] = NULL;
-    const char *argv[] = {bin, NULL};
-    return qfs_test_spawn(name, argv, env, log, true);
-}
-
 static int setup(void **state)
 {
     struct env *e = calloc(1, sizeof(*e));
@@ -182,8 +165,8 @@ static void test_ingest_and_parser_count_an_event(void **state)
     assert_int_equal(qfs_subject_stats(subject, sizeof(subject), "ingest"), QFS_OK);
     assert_int_equal(natsConnection_SubscribeSync(&ingest_stats, e->nc, subject), NATS_OK);
     assert_int_equal(natsConnection_Flush(e->nc), NATS_OK);
-    e->ingest = spawn_captured(&e->stack, "ingest");
-    e->parser = spawn_captured(&e->stack, "parser");
+    e->ingest = qfs_test_service_start_captured(&e->stack, "ingest", "metrics", service_env);
+    e->parser = qfs_test_service_start_captured(&e->stack, "parser", "metrics", service_env);
 
     /* Both are up and counting: a first line lists the counters at 0. */
     static const char *const none[] = {NULL};

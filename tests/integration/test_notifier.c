@@ -97,17 +97,7 @@ static uint64_t publish(struct env *e, enum qfs_subject kind, const char *msg_id
 {
     char subject[QFS_SUBJECT_MAX];
     assert_int_equal(qfs_subject_format(subject, sizeof(subject), kind, "111122223333", "eu-west-1"), QFS_OK);
-    natsMsg *m = NULL;
-    assert_int_equal(natsMsg_Create(&m, subject, NULL, json, (int)strlen(json)), NATS_OK);
-    natsMsgHeader_Set(m, "Nats-Msg-Id", msg_id);
-    natsMsgHeader_Set(m, "Qfs-Trace-Id", EVENT_ID);
-    natsMsgHeader_Set(m, "Qfs-Schema", qfs_schema_name(schema));
-    jsPubAck *pa = NULL;
-    jsErrCode jerr = 0;
-    assert_int_equal(js_PublishMsg(&pa, e->js, m, NULL, &jerr), NATS_OK);
-    uint64_t seq = pa->Sequence;
-    jsPubAck_Destroy(pa);
-    natsMsg_Destroy(m);
+    uint64_t seq = qfs_test_publish(e->js, subject, json, msg_id, EVENT_ID, qfs_schema_name(schema));
     free(json);
     return seq;
 }
@@ -142,26 +132,7 @@ static void wait_acked(struct env *e, const char *consumer, uint64_t seq)
 /* Every stored message on filter, from the start, each with its Nats-Msg-Id as "_msg_id". */
 static cJSON *stored(struct env *e, const char *filter)
 {
-    cJSON *list = cJSON_CreateArray();
-    natsSubscription *sub = NULL;
-    jsSubOptions so;
-    jsSubOptions_Init(&so);
-    so.Config.DeliverPolicy = js_DeliverAll;
-    so.Config.AckPolicy = js_AckNone;
-    jsErrCode jerr = 0;
-    if (js_SubscribeSync(&sub, e->js, filter, NULL, &so, &jerr) != NATS_OK) return list;
-    natsMsg *m = NULL;
-    while (natsSubscription_NextMsg(&m, sub, 300) == NATS_OK) {
-        cJSON *j = cJSON_ParseWithLength(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m));
-        const char *id = NULL;
-        natsMsgHeader_Get(m, "Nats-Msg-Id", &id);
-        if (j && id) cJSON_AddStringToObject(j, "_msg_id", id);
-        if (j) cJSON_AddItemToArray(list, j);
-        natsMsg_Destroy(m);
-    }
-    natsSubscription_Unsubscribe(sub);
-    natsSubscription_Destroy(sub);
-    return list;
+    return qfs_test_stored(qfs_test_stack_get(&e->stack, "QFS_NATS_URL"), filter);
 }
 
 /* The notification records with Nats-Msg-Id msg_id; *last gets a copy of the last one. */

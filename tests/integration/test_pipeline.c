@@ -67,16 +67,6 @@ static void dump_logs(void)
 static const char *aws_url(void) { return qfs_test_stack_get(&E->stack, "QFS_SIM_AWS_URL"); }
 static const char *qualys_url(void) { return qfs_test_stack_get(&E->stack, "QFS_SIM_QUALYS_URL"); }
 
-static void post(const char *base, const char *path, const char *json)
-{
-    char url[600];
-    snprintf(url, sizeof(url), "%s%s", base, path);
-    char *body = NULL;
-    int code = qfs_test_http("POST", url, json, &body);
-    if (code / 100 != 2) fail_msg("POST %s: %d %s", path, code, body ? body : "");
-    free(body);
-}
-
 /* Puts an image into ECR (aws-sim) and into what a Qualys registry scan finds (qualys-sim), with
  * `critical` severity-5 and `high` severity-4 findings. */
 static void seed_image(const char *account, const char *region, const char *repo, const char *tag,
@@ -113,13 +103,7 @@ static void seed_image(const char *account, const char *region, const char *repo
         cJSON_AddStringToObject(v, "fixed_version", "3.1.4-r5");
         cJSON_AddItemToArray(vulns, v);
     }
-    char *one = cJSON_PrintUnformatted(img);
-    char *doc = NULL;
-    if (asprintf(&doc, "{\"mode\":\"add\",\"images\":[%s]}", one) < 0) abort();
-    post(aws_url(), "/_sim/ecr/images", one);
-    post(qualys_url(), "/_sim/seed", doc);
-    free(one);
-    free(doc);
+    qfs_test_seed_image(&E->stack, img);
     cJSON_Delete(img);
 }
 
@@ -372,9 +356,9 @@ static void test_qualys_faults_do_not_stop_a_scan(void **state)
 {
     seed_image(HUB, REGION, "e2e-faults", "1", 1, 2);
     /* A 5-second window on the image calls, so the waits a 429 asks for stay short. */
-    post(qualys_url(), "/_sim/limits", "{\"images\":{\"limit\":5000,\"windowSec\":5}}");
+    qfs_test_http_ok("POST", qualys_url(), "/_sim/limits", "{\"images\":{\"limit\":5000,\"windowSec\":5}}");
     /* 429 storms and 5xx bursts on the image calls, slow answers, and every JWT expired. */
-    post(qualys_url(), "/_sim/faults",
+    qfs_test_http_ok("POST", qualys_url(), "/_sim/faults",
          "[{\"endpoint\":[\"images\",\"image-detail\",\"image-vuln\"],\"status\":429,\"rate\":0.4,"
          "\"headers\":{\"X-RateLimit-ToWait-Sec\":\"1\"}},"
          "{\"endpoint\":[\"images\",\"image-vuln\"],\"status\":503,\"next\":3},"
@@ -386,7 +370,7 @@ static void test_qualys_faults_do_not_stop_a_scan(void **state)
     char url[600];
     snprintf(url, sizeof(url), "%s/_sim/faults", qualys_url());
     qfs_test_http("DELETE", url, NULL, NULL);
-    post(qualys_url(), "/_sim/limits", "{\"images\":{\"limit\":5000,\"windowSec\":60}}");
+    qfs_test_http_ok("POST", qualys_url(), "/_sim/limits", "{\"images\":{\"limit\":5000,\"windowSec\":60}}");
     assert_int_equal(schedules_for("e2e-faults"), 1);
     wait_count(NULL, NULL, "e2e-faults:1", 1, 30000);
 }
@@ -394,7 +378,7 @@ static void test_qualys_faults_do_not_stop_a_scan(void **state)
 static void test_scan_that_never_ends_is_a_timeout_notification(void **state)
 {
     seed_image(HUB, REGION, "e2e-never", "1", 1, 0);
-    post(qualys_url(), "/_sim/timings", "{\"scanMs\":600000}");
+    qfs_test_http_ok("POST", qualys_url(), "/_sim/timings", "{\"scanMs\":600000}");
     const char *images[] = {HUB ".dkr.ecr." REGION ".amazonaws.com/e2e-never:1", NULL};
     deploy("evt-never", HUB, images);
     wait_count("qfs.scans.failed.>", "e2e-never", NULL, 1, 90000);
@@ -414,13 +398,7 @@ static void publish_raw(const char *subject, const char *body, const char *msg_i
     jsCtx *js = NULL;
     assert_int_equal(natsConnection_ConnectTo(&nc, qfs_test_stack_get(&E->stack, "QFS_NATS_URL")), NATS_OK);
     assert_int_equal(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
-    jsPubOptions po;
-    jsPubOptions_Init(&po);
-    po.MsgId = msg_id;
-    jsPubAck *pa = NULL;
-    jsErrCode jerr = 0;
-    assert_int_equal(js_Publish(&pa, js, subject, body, (int)strlen(body), &po, &jerr), NATS_OK);
-    jsPubAck_Destroy(pa);
+    qfs_test_publish(js, subject, body, msg_id, NULL, NULL);
     jsCtx_Destroy(js);
     natsConnection_Destroy(nc);
 }

@@ -197,18 +197,7 @@ static void wait_stored(struct env *e, const char *filter, const char *id)
 static uint64_t publish(struct env *e, const char *subject, const char *msg_id, const char *trace,
                         const char *schema, const char *data)
 {
-    natsMsg *m = NULL;
-    assert_int_equal(natsMsg_Create(&m, subject, NULL, data, (int)strlen(data)), NATS_OK);
-    natsMsgHeader_Set(m, QFS_HDR_MSG_ID, msg_id);
-    if (trace) natsMsgHeader_Set(m, QFS_HDR_TRACE_ID, trace);
-    if (schema) natsMsgHeader_Set(m, QFS_HDR_SCHEMA, schema);
-    jsPubAck *pa = NULL;
-    jsErrCode jerr = 0;
-    assert_int_equal(js_PublishMsg(&pa, e->js, m, NULL, &jerr), NATS_OK);
-    uint64_t seq = pa->Sequence;
-    jsPubAck_Destroy(pa);
-    natsMsg_Destroy(m);
-    return seq;
+    return qfs_test_publish(e->js, subject, data, msg_id, trace, schema);
 }
 
 static char *event_json(const char *id, const char *containers)

@@ -43,23 +43,14 @@ static cJSON *sim_get(struct env *e, const char *path)
 {
     char url[512];
     snprintf(url, sizeof(url), "%s%s", qfs_test_stack_get(&e->stack, "QFS_SIM_QUALYS_URL"), path);
-    char *body = NULL;
-    int code = qfs_test_http("GET", url, NULL, &body);
-    if (code != 200) fail_msg("GET %s: %d %s", path, code, body ? body : "");
-    cJSON *j = cJSON_Parse(body);
-    free(body);
-    assert_non_null(j);
+    cJSON *j = qfs_test_http_json("GET", url, NULL);
+    if (!j) fail_msg("GET %s failed", path);
     return j;
 }
 
 static void sim_send(struct env *e, const char *method, const char *path, const char *json)
 {
-    char url[512];
-    snprintf(url, sizeof(url), "%s%s", qfs_test_stack_get(&e->stack, "QFS_SIM_QUALYS_URL"), path);
-    char *body = NULL;
-    int code = qfs_test_http(method, url, json, &body);
-    if (code / 100 != 2) fail_msg("%s %s: %d %s", method, path, code, body ? body : "");
-    free(body);
+    qfs_test_http_ok(method, qfs_test_stack_get(&e->stack, "QFS_SIM_QUALYS_URL"), path, json);
 }
 
 static char *registry_uri(const char *account)
@@ -174,16 +165,7 @@ static void publish_request(struct env *e, const char *account, const char *repo
                      QFS_OK);
     assert_int_equal(qfs_image_key_format(key, sizeof(key), &req.image), QFS_OK);
     char *id = qfs_xasprintf("request:%s#%" PRId64, key, g);
-    natsMsg *m = NULL;
-    assert_int_equal(natsMsg_Create(&m, subject, NULL, json, (int)strlen(json)), NATS_OK);
-    natsMsgHeader_Set(m, "Nats-Msg-Id", id);
-    natsMsgHeader_Set(m, "Qfs-Trace-Id", event_id);
-    natsMsgHeader_Set(m, "Qfs-Schema", "qfs.scan_request.v1");
-    jsPubAck *pa = NULL;
-    jsErrCode jerr = 0;
-    assert_int_equal(js_PublishMsg(&pa, e->js, m, NULL, &jerr), NATS_OK);
-    jsPubAck_Destroy(pa);
-    natsMsg_Destroy(m);
+    qfs_test_publish(e->js, subject, json, id, event_id, "qfs.scan_request.v1");
     free(id);
     free(json);
 }
@@ -191,26 +173,7 @@ static void publish_request(struct env *e, const char *account, const char *repo
 /* Every stored message on filter, read through an ephemeral consumer from the start. */
 static cJSON *stored(struct env *e, const char *filter)
 {
-    cJSON *list = cJSON_CreateArray();
-    natsSubscription *sub = NULL;
-    jsSubOptions so;
-    jsSubOptions_Init(&so);
-    so.Config.DeliverPolicy = js_DeliverAll;
-    so.Config.AckPolicy = js_AckNone;
-    jsErrCode jerr = 0;
-    if (js_SubscribeSync(&sub, e->js, filter, NULL, &so, &jerr) != NATS_OK) return list;
-    natsMsg *m = NULL;
-    while (natsSubscription_NextMsg(&m, sub, 300) == NATS_OK) {
-        cJSON *j = cJSON_ParseWithLength(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m));
-        const char *id = NULL;
-        natsMsgHeader_Get(m, "Nats-Msg-Id", &id);
-        if (j && id) cJSON_AddStringToObject(j, "_msg_id", id);
-        if (j) cJSON_AddItemToArray(list, j);
-        natsMsg_Destroy(m);
-    }
-    natsSubscription_Unsubscribe(sub);
-    natsSubscription_Destroy(sub);
-    return list;
+    return qfs_test_stored(qfs_test_stack_get(&e->stack, "QFS_NATS_URL"), filter);
 }
 
 struct wait_arg {

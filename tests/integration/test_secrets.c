@@ -111,16 +111,6 @@ static char *canary(const char *prefix)
     return s;
 }
 
-static void post_ok(const char *base, const char *path, const char *json)
-{
-    char url[600];
-    snprintf(url, sizeof(url), "%s%s", base, path);
-    char *body = NULL;
-    int code = qfs_test_http("POST", url, json, &body);
-    if (code / 100 != 2) fail_msg("POST %s: %d %s", path, code, body ? body : "");
-    free(body);
-}
-
 /* ---- signed AWS calls from the test, through libqfs ---------------------------------------- */
 
 static const char *stack_env(const char *name, void *arg)
@@ -192,7 +182,7 @@ static void set_qualys_password(void)
 
     char *cfg = qfs_xasprintf("{\"password\":\"%s\",\"addApiToken\":\"%s\"}", E->canary[C_PASSWORD],
                               E->canary[C_API_TOKEN]);
-    post_ok(qualys_url(), "/_sim/config", cfg);
+    qfs_test_http_ok("POST", qualys_url(), "/_sim/config", cfg);
     free(cfg);
 }
 
@@ -292,7 +282,7 @@ static int group_setup(void **state)
     issue_own_jwt();
     char *cred = qfs_xasprintf("{\"access_key_id\":\"%s\",\"secret_access_key\":\"%s\",\"account\":\"%s\","
                                "\"user_name\":\"qfs-canary\"}", E->akid, E->canary[C_AWS_SECRET], HUB);
-    post_ok(aws_url(), "/_sim/credentials", cred);
+    qfs_test_http_ok("POST", aws_url(), "/_sim/credentials", cred);
     free(cred);
     char kv[300];
     snprintf(kv, sizeof(kv), "AWS_ACCESS_KEY_ID=%s", E->akid);
@@ -473,12 +463,7 @@ static void seed_image(void)
         cJSON_AddStringToObject(v, "fixed_version", "3.1.4-r5");
         cJSON_AddItemToArray(vulns, v);
     }
-    char *one = cJSON_PrintUnformatted(img);
-    char *doc = qfs_xasprintf("{\"mode\":\"add\",\"images\":[%s]}", one);
-    post_ok(aws_url(), "/_sim/ecr/images", one);
-    post_ok(qualys_url(), "/_sim/seed", doc);
-    free(one);
-    free(doc);
+    qfs_test_seed_image(&E->stack, img);
     cJSON_Delete(img);
 }
 

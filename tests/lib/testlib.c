@@ -1,6 +1,8 @@
 /* Helpers for integration tests: temp dirs, child processes, free ports, real servers. */
 #include "testlib.h"
 
+#include "qfs/proto.h"
+
 #include <cjson/cJSON.h>
 #include <nats/nats.h>
 
@@ -386,8 +388,8 @@ void qfs_test_stack_down(struct qfs_test_stack *st)
     st->nenv = 0;
 }
 
-struct qfs_test_proc *qfs_test_service_start(const struct qfs_test_stack *st, const char *service,
-                                             const char *tag, const char *const extra[])
+static struct qfs_test_proc *service_spawn(const struct qfs_test_stack *st, const char *service,
+                                           const char *tag, const char *const extra[], bool capture)
 {
     char bin[600], log[800], name[64];
     snprintf(bin, sizeof(bin), "%s/qfs-%s", qfs_test_env("QFS_BIN_DIR", "build/bin"), service);
@@ -399,7 +401,19 @@ struct qfs_test_proc *qfs_test_service_start(const struct qfs_test_stack *st, co
     for (size_t i = 0; extra && extra[i] && n < 254; i++) env[n++] = extra[i];
     env[n] = NULL;
     const char *argv[] = {bin, NULL};
-    return qfs_test_spawn(name, argv, env, log, false);
+    return qfs_test_spawn(name, argv, env, log, capture);
+}
+
+struct qfs_test_proc *qfs_test_service_start(const struct qfs_test_stack *st, const char *service,
+                                             const char *tag, const char *const extra[])
+{
+    return service_spawn(st, service, tag, extra, false);
+}
+
+struct qfs_test_proc *qfs_test_service_start_captured(const struct qfs_test_stack *st, const char *service,
+                                                      const char *tag, const char *const extra[])
+{
+    return service_spawn(st, service, tag, extra, true);
 }
 
 int qfs_test_http(const char *method, const char *url, const char *json, char **body)
@@ -457,6 +471,51 @@ void qfs_test_deliver_event(const struct qfs_test_stack *st, const char *event_j
         abort();
     }
     free(body);
+}
+
+void qfs_test_http_ok(const char *method, const char *base, const char *path, const char *json)
+{
+    char url[1024];
+    snprintf(url, sizeof(url), "%s%s", base, path);
+    char *body = NULL;
+    int code = qfs_test_http(method, url, json, &body);
+    if (code / 100 != 2) {
+        fprintf(stderr, "testlib: %s %s: %d %s\n", method, url, code, body ? body : "");
+        abort();
+    }
+    free(body);
+}
+
+void qfs_test_seed_image(const struct qfs_test_stack *st, const cJSON *image)
+{
+    char *one = cJSON_PrintUnformatted(image);
+    char *doc = NULL;
+    if (asprintf(&doc, "{\"mode\":\"add\",\"images\":[%s]}", one) < 0) die("asprintf");
+    qfs_test_http_ok("POST", qfs_test_stack_get(st, "QFS_SIM_AWS_URL"), "/_sim/ecr/images", one);
+    qfs_test_http_ok("POST", qfs_test_stack_get(st, "QFS_SIM_QUALYS_URL"), "/_sim/seed", doc);
+    free(one);
+    free(doc);
+}
+
+uint64_t qfs_test_publish(jsCtx *js, const char *subject, const char *body, const char *msg_id,
+                          const char *trace, const char *schema)
+{
+    natsMsg *m = NULL;
+    natsStatus s = natsMsg_Create(&m, subject, NULL, body, (int)strlen(body));
+    if (s == NATS_OK) s = natsMsgHeader_Set(m, QFS_HDR_MSG_ID, msg_id);
+    if (s == NATS_OK && trace) s = natsMsgHeader_Set(m, QFS_HDR_TRACE_ID, trace);
+    if (s == NATS_OK && schema) s = natsMsgHeader_Set(m, QFS_HDR_SCHEMA, schema);
+    jsPubAck *pa = NULL;
+    jsErrCode jerr = 0;
+    if (s == NATS_OK) s = js_PublishMsg(&pa, js, m, NULL, &jerr);
+    natsMsg_Destroy(m);
+    if (s != NATS_OK) {
+        fprintf(stderr, "testlib: publish to %s failed: %s (%d)\n", subject, natsStatus_GetText(s), (int)jerr);
+        abort();
+    }
+    uint64_t seq = pa->Sequence;
+    jsPubAck_Destroy(pa);
+    return seq;
 }
 
 struct cJSON *qfs_test_stored(const char *url, const char *filter)

@@ -4,7 +4,10 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
+
+#include <nats/nats.h>
 
 /* A fresh directory under $TMPDIR (or /tmp); the caller frees the string and removes the tree
  * with qfs_test_rmrf(). Aborts the test on failure. */
@@ -82,9 +85,18 @@ void qfs_test_stack_down(struct qfs_test_stack *st);
 struct qfs_test_proc *qfs_test_service_start(const struct qfs_test_stack *st, const char *service,
                                              const char *tag, const char *const extra[]);
 
+/* Like qfs_test_service_start, but the service's stdout is captured (read it with
+ * qfs_test_proc_read_line); its stderr goes to the same log. */
+struct qfs_test_proc *qfs_test_service_start_captured(const struct qfs_test_stack *st, const char *service,
+                                                      const char *tag, const char *const extra[]);
+
 /* An HTTP request to a simulator's admin API (curl underneath). Returns the HTTP code and, when
  * body is not NULL, the response body (caller frees). */
 int qfs_test_http(const char *method, const char *url, const char *json, char **body);
+
+/* method on base + path (a simulator's admin call, json may be NULL); aborts the test unless the
+ * answer is 2xx. */
+void qfs_test_http_ok(const char *method, const char *base, const char *path, const char *json);
 
 /* An HTTP request whose answer is JSON: the parsed body (caller deletes), or NULL when the status
  * is not 2xx or the body is not JSON. */
@@ -94,6 +106,17 @@ struct cJSON *qfs_test_http_json(const char *method, const char *url, const char
  * account's or region's rule would forward it: the envelope keeps its own account and region.
  * Aborts the test when aws-sim refuses it. */
 void qfs_test_deliver_event(const struct qfs_test_stack *st, const char *event_json);
+
+/* Puts an image into ECR (aws-sim) and into what a Qualys registry scan finds (qualys-sim): image
+ * is one element of aws-sim's /_sim/ecr/images, with its "vulns" for qualys-sim's /_sim/seed.
+ * Aborts the test when either simulator refuses it. */
+void qfs_test_seed_image(const struct qfs_test_stack *st, const struct cJSON *image);
+
+/* Publishes body to subject through JetStream with the headers qfs services write: Nats-Msg-Id
+ * msg_id, and Qfs-Trace-Id trace and Qfs-Schema schema when not NULL. Returns the stream sequence;
+ * aborts the test when JetStream refuses it. */
+uint64_t qfs_test_publish(jsCtx *js, const char *subject, const char *body, const char *msg_id,
+                          const char *trace, const char *schema);
 
 /* Every message stored on filter, oldest first, read through an ephemeral JetStream consumer:
  * an array of the parsed bodies, each with "_msg_id" (its Nats-Msg-Id) and "_subject" added.

@@ -29,6 +29,10 @@ const char *qfs_notify_decision_str(enum qfs_notify_decision d);
 const char *qfs_notify_reason_str(enum qfs_notify_reason r);
 const char *qfs_notify_source_str(enum qfs_notify_source s);
 
+/* arn:aws[a-z-]{0,16}:sns:<region>:<account>:[A-Za-z0-9_-]{1,256}(.fifo)?, as the record's schema
+ * (proto/notification.schema.json) has it. NULL is not valid. */
+bool qfs_notification_topic_arn_is_valid(const char *arn);
+
 struct qfs_notification {
     enum qfs_notify_decision decision;
     enum qfs_notify_reason reason; /* must agree with decision and source */
