@@ -303,6 +303,7 @@ static void set_marker(struct job *j);
 static void on_marker_set(const struct qfs_kv_result *r, void *arg);
 static void on_marker_read(const struct qfs_kv_result *r, void *arg);
 static void on_joined(const struct qfs_kv_result *r, void *arg);
+static void on_result_reread(const struct qfs_kv_result *r, void *arg);
 
 /* Adds the scan request of this record (generation G, deploys = [this deploy]). */
 static qfs_status add_request(struct job *j, bool fail_open)
@@ -355,6 +356,21 @@ static qfs_status add_skip(struct job *j, enum qfs_skip_reason reason, const cha
     qfs_outbox_add_take(&j->out.outbox, subject, id, qfs_schema_name(QFS_SCHEMA_SKIP), json);
     free(id);
     return QFS_OK;
+}
+
+/* Adds the cached skip of a stored result value. QFS_NOT_FOUND when the value is not a readable
+ * result (a miss), QFS_INTERNAL when the skip record could not be encoded. */
+static qfs_status add_cached_skip(struct job *j, const char *value, size_t len)
+{
+    struct qfs_scan_summary summary;
+    int64_t gen = 0;
+    if (!result_value_parse(value, len, &summary, &gen)) return QFS_NOT_FOUND;
+    char detail[128];
+    snprintf(detail, sizeof(detail), "scanned %s (scan generation %" PRId64 ")", summary.scanned_at,
+             gen);
+    qfs_status s = add_skip(j, QFS_SKIP_CACHED, detail, &summary);
+    qfs_scan_summary_cleanup(&summary);
+    return s == QFS_OK ? QFS_OK : QFS_INTERNAL;
 }
 
 /* Ends the job with this record's scan request. */
@@ -414,19 +430,13 @@ static void on_result_read(const struct qfs_kv_result *r, void *arg)
 {
     struct job *j = arg;
     if (r->status == QFS_OK) {
-        struct qfs_scan_summary summary;
-        int64_t gen = 0;
-        if (result_value_parse(r->value, r->len, &summary, &gen)) {
-            char detail[128];
-            snprintf(detail, sizeof(detail), "scanned %s (scan generation %" PRId64 ")",
-                     summary.scanned_at, gen);
-            qfs_status s = add_skip(j, QFS_SKIP_CACHED, detail, &summary);
-            qfs_scan_summary_cleanup(&summary);
-            if (s != QFS_OK) {
-                dead_letter(j, QFS_INTERNAL, "the cache could not encode its skip record");
-                return;
-            }
+        qfs_status s = add_cached_skip(j, r->value, r->len);
+        if (s == QFS_OK) {
             end(j, CACHE_CACHED);
+            return;
+        }
+        if (s != QFS_NOT_FOUND) {
+            dead_letter(j, QFS_INTERNAL, "the cache could not encode its skip record");
             return;
         }
         qfs_warn("the stored result is unreadable; scanning again", "trace_id", j->trace_id,
@@ -467,7 +477,13 @@ static void on_marker_set(const struct qfs_kv_result *r, void *arg)
         return;
     }
     if (!r->exists) {
-        request(j, CACHE_REQUESTED);
+        /* The result was missing when read, but a scan may have finished since: it stores its
+         * result before it releases its marker, so a result read now is seen. */
+        struct cache *c = j->c;
+        char key[STORE_KEY_MAX];
+        store_key(key, "result", j);
+        qfs_status s = c->store.get(c->store.impl, key, on_result_reread, j);
+        if (s != QFS_OK) refused(on_result_reread, j, s);
         return;
     }
     /* A marker is there: whose? */
@@ -476,6 +492,38 @@ static void on_marker_set(const struct qfs_kv_result *r, void *arg)
     store_key(key, "inflight", j);
     qfs_status s = c->store.get(c->store.impl, key, on_marker_read, j);
     if (s != QFS_OK) refused(on_marker_read, j, s);
+}
+
+/* Ends the job with the cached skip of a result read after our marker was set, releasing the
+ * marker: the scan it would start has already been done. A marker that cannot be released stays
+ * until its TTL; the result answers every deploy before that. */
+static void on_own_marker_released(const struct qfs_kv_result *r, void *arg)
+{
+    struct job *j = arg;
+    if (r->status != QFS_OK)
+        qfs_warn("could not release an unneeded in-flight marker", "trace_id", j->trace_id,
+                 "image_key", j->out.key, "status", qfs_status_str(r->status));
+    end(j, CACHE_CACHED);
+}
+
+static void on_result_reread(const struct qfs_kv_result *r, void *arg)
+{
+    struct job *j = arg;
+    /* No result (or no answer): the marker is ours, so scan. */
+    qfs_status s = r->status == QFS_OK ? add_cached_skip(j, r->value, r->len) : QFS_NOT_FOUND;
+    if (s == QFS_NOT_FOUND) {
+        request(j, CACHE_REQUESTED);
+        return;
+    }
+    if (s != QFS_OK) {
+        dead_letter(j, QFS_INTERNAL, "the cache could not encode its skip record");
+        return;
+    }
+    struct cache *c = j->c;
+    char key[STORE_KEY_MAX];
+    store_key(key, "inflight", j);
+    s = c->store.del_if_value(c->store.impl, key, j->marker, j->marker_len, on_own_marker_released, j);
+    if (s != QFS_OK) refused(on_own_marker_released, j, s);
 }
 
 /* Adds this deploy to the running scan's list deploys:<K>#<G'>, as scan messages carry it. */
