@@ -71,6 +71,7 @@ struct qfs_delivery {
     /* Returned to the server by qfs_bus_nak_all while its handler still held it: whatever the
      * handler does with it now only frees it. */
     bool abandoned;
+    uint64_t progress_ms; /* monotonic: delivered, or last told the server it is in progress */
 };
 
 struct qfs_bus {
@@ -85,6 +86,7 @@ struct qfs_bus {
     int max_outstanding;
 
     uv_async_t async;
+    uv_timer_t keepalive; /* tells the server about deliveries held long, so AckWait can be short */
     uv_work_t flush;
     pthread_mutex_t mu;
     pthread_cond_t cond;
@@ -242,6 +244,8 @@ qfs_status qfs_bus_new(struct qfs_bus **out, uv_loop_t *loop, const struct qfs_b
     pthread_cond_init(&bus->cond, NULL);
     uv_async_init(loop, &bus->async, on_async);
     bus->async.data = bus;
+    uv_timer_init(loop, &bus->keepalive);
+    bus->keepalive.data = bus;
 
     natsLibuv_Init();
     natsLibuv_SetThreadLocalLoop(loop);
@@ -442,6 +446,21 @@ static void fetch_thread(void *arg)
     post_kind(bus, EV_FETCHER_ENDED, f);
 }
 
+/* A delivery held for a third of its AckWait (a slow Qualys answer, a lookup behind a throttle)
+ * is reported in progress, so the server does not redeliver it while it is worked on, and a
+ * process that dies holding it loses it for one AckWait only. */
+static void on_keepalive(uv_timer_t *t)
+{
+    struct qfs_bus *bus = t->data;
+    uint64_t now = qfs_mono_ms();
+    for (struct qfs_delivery *d = bus->deliveries; d; d = d->next) {
+        int64_t wait = d->fetcher->def.ack_wait_ms;
+        if (wait <= 0 || now - d->progress_ms < (uint64_t)wait / 3) continue;
+        natsMsg_InProgress(d->msg, NULL);
+        d->progress_ms = now;
+    }
+}
+
 qfs_status qfs_bus_start(struct qfs_bus *bus, const struct qfs_consumer_def *defs, size_t n,
                          void *ctx, qfs_bus_ready_fn ready, void *ready_arg)
 {
@@ -450,6 +469,7 @@ qfs_status qfs_bus_start(struct qfs_bus *bus, const struct qfs_consumer_def *def
     bus->ready_arg = ready_arg;
     bus->fetchers = qfs_xcalloc(n ? n : 1, sizeof(*bus->fetchers));
     bus->nfetchers = n;
+    uv_timer_start(&bus->keepalive, on_keepalive, 1000, 1000);
     for (size_t i = 0; i < n; i++) {
         struct fetcher *f = &bus->fetchers[i];
         const char *filter = defs[i].filter ? defs[i].filter : qfs_subject_filter(defs[i].subject);
@@ -645,6 +665,7 @@ static void deliver(struct qfs_bus *bus, struct fetcher *f, natsMsg *msg)
     } else {
         d->count = 1;
     }
+    d->progress_ms = qfs_mono_ms();
     d->next = bus->deliveries;
     if (d->next) d->next->prev = d;
     bus->deliveries = d;
@@ -748,7 +769,9 @@ void qfs_delivery_ack(struct qfs_delivery *d)
 
 void qfs_delivery_in_progress(struct qfs_delivery *d)
 {
-    if (!d->abandoned) natsMsg_InProgress(d->msg, NULL);
+    if (d->abandoned) return;
+    natsMsg_InProgress(d->msg, NULL);
+    d->progress_ms = qfs_mono_ms();
 }
 
 void qfs_delivery_retry(struct qfs_delivery *d, int64_t delay_ms, qfs_status st, const char *reason)
@@ -1010,6 +1033,14 @@ void qfs_bus_nak_all(struct qfs_bus *bus)
     }
 }
 
+static void on_async_closed(uv_handle_t *h);
+
+static void on_keepalive_closed(uv_handle_t *h)
+{
+    struct qfs_bus *bus = h->data;
+    uv_close((uv_handle_t *)&bus->async, on_async_closed);
+}
+
 static void on_async_closed(uv_handle_t *h)
 {
     struct qfs_bus *bus = h->data;
@@ -1128,5 +1159,6 @@ static void close_finish(struct qfs_bus *bus)
         free(ev);
         ev = n;
     }
-    uv_close((uv_handle_t *)&bus->async, on_async_closed);
+    uv_timer_stop(&bus->keepalive);
+    uv_close((uv_handle_t *)&bus->keepalive, on_keepalive_closed);
 }

@@ -21,7 +21,9 @@
 #define QUALYS_TIMEOUT_MS 15000
 #define QUALYS_MAX_ATTEMPTS 3
 #define QUALYS_MAX_WAIT_MS 30000
-#define CHECK_ACK_WAIT_MS (5 * 60 * 1000)
+/* A check longer than a third of this is reported in progress by the bus; a poller that dies
+ * mid-check delays that scan by this much at most. */
+#define CHECK_ACK_WAIT_MS (30 * 1000)
 /* Deliveries beyond QFS_MAX_POLL_ATTEMPTS, so that the server never gives up before the timeout
  * failure is published (a retried store or publish failure also costs a delivery). */
 #define EXTRA_DELIVERIES 10
