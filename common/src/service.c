@@ -128,7 +128,6 @@ static void print_help(const struct qfs_service_def *def, FILE *out)
 
 static int check_health(const struct qfs_svc *svc)
 {
-    size_t len = 0;
     FILE *f = fopen(svc->health_path, "r");
     if (!f) {
         printf("unhealthy: no heartbeat at %s (is qfs-%s running?)\n", svc->health_path, svc->def->name);
@@ -139,7 +138,6 @@ static int check_health(const struct qfs_svc *svc)
     int connected = 0;
     int n = fscanf(f, "%ld %lld %d", &pid, &ts, &connected);
     fclose(f);
-    (void)len;
     if (n != 3) {
         printf("unhealthy: unreadable heartbeat %s\n", svc->health_path);
         return 1;
