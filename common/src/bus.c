@@ -263,6 +263,9 @@ qfs_status qfs_bus_new(struct qfs_bus **out, uv_loop_t *loop, const struct qfs_b
     if (s == NATS_OK) s = natsOptions_SetReconnectedCB(bus->nopts, on_reconnected, bus);
     if (s == NATS_OK) s = natsOptions_SetClosedCB(bus->nopts, on_nats_closed, bus);
     if (s == NATS_OK) s = natsOptions_SetErrorHandler(bus->nopts, on_async_error, bus);
+    /* With an event loop, "send as soon as possible" means "ask the loop to write": without it
+     * every publish wakes nats.c's flusher thread, which then wakes the loop. */
+    if (s == NATS_OK) s = natsOptions_SetSendAsap(bus->nopts, true);
     if (s == NATS_OK)
         s = natsOptions_SetEventLoop(bus->nopts, loop, natsLibuv_Attach, natsLibuv_Read,
                                      natsLibuv_Write, natsLibuv_Detach);

@@ -80,12 +80,7 @@ bool qfs_metrics_name_is_valid(const char *name)
 
 static size_t name_hash(const char *s)
 {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ULL;
-    }
-    return (size_t)(h % NSLOTS);
+    return (size_t)(qfs_hash_str(s) % NSLOTS);
 }
 
 /* The entry called name, or NULL; *slot is where it is or would go. */

@@ -256,7 +256,7 @@ static bool digits(const char *s, int n, int *v)
     return true;
 }
 
-bool qfs_proto_is_timestamp(const char *s)
+bool qfs_proto_parse_timestamp(const char *s, int64_t *ms)
 {
     if (!s) return false;
     static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
@@ -269,17 +269,39 @@ bool qfs_proto_is_timestamp(const char *s)
     bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
     if (d > mdays[mo - 1] + (mo == 2 && leap ? 1 : 0)) return false;
     const char *p = s + 19;
+    int frac_ms = 0;
     if (*p == '.') {
         int nfrac = 0;
-        for (p++; is_digit(*p); p++) nfrac++;
+        for (p++; is_digit(*p); p++, nfrac++)
+            if (nfrac < 3) frac_ms = frac_ms * 10 + (*p - '0');
         if (nfrac < 1 || nfrac > 9) return false;
+        for (; nfrac < 3; nfrac++) frac_ms *= 10;
     }
-    if (p[0] == 'Z') return p[1] == '\0';
-    int oh, om;
-    if ((p[0] != '+' && p[0] != '-') || !digits(p + 1, 2, &oh) || p[3] != ':' ||
-        !digits(p + 4, 2, &om))
-        return false;
-    return oh <= 23 && om <= 59 && p[6] == '\0';
+    int offset_min = 0;
+    if (p[0] == 'Z') {
+        if (p[1] != '\0') return false;
+    } else {
+        int oh, om;
+        if ((p[0] != '+' && p[0] != '-') || !digits(p + 1, 2, &oh) || p[3] != ':' ||
+            !digits(p + 4, 2, &om) || oh > 23 || om > 59 || p[6] != '\0')
+            return false;
+        offset_min = (p[0] == '-' ? -1 : 1) * (oh * 60 + om);
+    }
+    /* Days since 1970-01-01 of the civil date (Howard Hinnant's days_from_civil). */
+    int64_t yy = y - (mo <= 2);
+    int64_t era = (yy >= 0 ? yy : yy - 399) / 400;
+    int64_t yoe = yy - era * 400;
+    int64_t doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    int64_t days = era * 146097 + doe - 719468;
+    int64_t secs = days * 86400 + h * 3600 + mi * 60 + se - (int64_t)offset_min * 60;
+    if (ms) *ms = secs * 1000 + frac_ms;
+    return true;
+}
+
+bool qfs_proto_is_timestamp(const char *s)
+{
+    return qfs_proto_parse_timestamp(s, NULL);
 }
 
 qfs_status qfs_image_key_format(char *buf, size_t n, const struct qfs_image_id *img)

@@ -271,3 +271,13 @@ char *qfs_base64_encode(const void *p, size_t n)
     out[o] = '\0';
     return out;
 }
+
+uint64_t qfs_hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}

@@ -1,6 +1,7 @@
 /* qfs-parser's lookups: task definitions through ECS and tags through ECR, in the account that
  * owns them (through its role when it is not ours), and the task definition cache. */
 #include <cjson/cJSON.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,6 +10,7 @@
 #include "qfs/aws_ecs.h"
 #include "qfs/kv.h"
 #include "qfs/log.h"
+#include "qfs/proto.h"
 #include "qfs/util.h"
 
 struct job {
@@ -35,6 +37,8 @@ struct step {
     char account[QFS_ACCOUNT_LEN + 1];
     char region[QFS_REGION_MAX + 1];
     char partition[16];
+    struct parser_digest_waiter waiter;  /* digest lookup: answered through it */
+    struct parser_digest_flight *flight; /* the shared lookup this step performs, when it does */
 };
 
 static void step_free(struct step *s)
@@ -137,6 +141,8 @@ static void step_done(struct job *job)
 
 /* ---- credentials ------------------------------------------------------------------------------ */
 
+static void digest_settle(struct step *s, const struct parser_digest_outcome *o);
+
 typedef void (*with_creds_fn)(struct step *s, const struct qfs_aws_credentials *creds);
 
 struct creds_wait {
@@ -157,16 +163,20 @@ static void on_role(qfs_status st, const struct qfs_aws_credentials *creds, void
     struct job *job = s->job;
     char role[300];
     qfs_aws_role_arn(s->partition, s->account, job->deps.role_name, role, sizeof(role));
-    if (st == QFS_DENIED || st == QFS_NOT_FOUND || st == QFS_PROTOCOL) {
+    bool final = st == QFS_DENIED || st == QFS_NOT_FOUND || st == QFS_PROTOCOL;
+    if (s->is_digest) {
+        char why[400], give_up[400];
+        snprintf(why, sizeof(why), "cannot assume %s", role);
+        snprintf(give_up, sizeof(give_up), "cannot assume %s: %s", role, qfs_status_str(st));
+        struct parser_digest_outcome o = {.unresolved = final ? why : NULL, .retry = st, .what = "AssumeRole",
+                                          .detail = role, .give_up = give_up};
+        digest_settle(s, &o);
+        return;
+    }
+    if (final) {
         char why[400];
         snprintf(why, sizeof(why), "cannot assume %s", role);
-        if (s->is_digest) {
-            struct qfs_image_record *r = &job->images[s->image].record;
-            free(r->digest_unresolved);
-            r->digest_unresolved = qfs_xstrdup(why);
-        } else {
-            parser_plan_add_skip(&job->plan, QFS_SKIP_ACCESS_DENIED, why, NULL, s->arn);
-        }
+        parser_plan_add_skip(&job->plan, QFS_SKIP_ACCESS_DENIED, why, NULL, s->arn);
     } else {
         note_retry(job, st, "AssumeRole", role);
     }
@@ -184,6 +194,11 @@ static void with_creds(struct step *s, with_creds_fn fn)
     }
     char role[300];
     if (qfs_aws_role_arn(s->partition, s->account, job->deps.role_name, role, sizeof(role)) != QFS_OK) {
+        if (s->is_digest) {
+            struct parser_digest_outcome o = {.unresolved = "no valid role ARN for the account", .reusable = true};
+            digest_settle(s, &o);
+            return;
+        }
         parser_plan_add_skip(&job->plan, QFS_SKIP_ACCESS_DENIED, "no valid role ARN for the account",
                              NULL, s->arn);
         step_free(s);
@@ -308,25 +323,46 @@ static void start_lookups(struct job *job)
 
 /* ---- digests ---------------------------------------------------------------------------------- */
 
+/* One deploy's image gets the outcome of a tag lookup, its own or one it joined. */
+static void digest_answered(struct parser_digest_waiter *w, const struct parser_digest_outcome *o)
+{
+    struct step *s = (struct step *)((char *)w - offsetof(struct step, waiter));
+    struct job *job = s->job;
+    struct qfs_image_record *rec = &job->images[s->image].record;
+    if (o->digest) rec->image.digest = qfs_xstrdup(o->digest);
+    else if (o->unresolved) rec->digest_unresolved = qfs_xstrdup(o->unresolved);
+    else if (job->may_retry) note_retry(job, o->retry, o->what, o->detail);
+    else rec->digest_unresolved = qfs_xstrdup(o->give_up);
+    step_free(s);
+    step_done(job);
+}
+
+/* Ends s's lookup: through the shared flight when it has one, so every deploy waiting is answered. */
+static void digest_settle(struct step *s, const struct parser_digest_outcome *o)
+{
+    if (s->flight) parser_digests_end(s->job->deps.digests, s->flight, o);
+    else digest_answered(&s->waiter, o);
+}
+
 static void on_image(const struct qfs_aws_response *r, const struct qfs_ecr_image *img, void *arg)
 {
     struct step *s = arg;
-    struct job *job = s->job;
-    struct qfs_image_record *rec = &job->images[s->image].record;
+    const struct qfs_image_id *id = &s->job->images[s->image].record.image;
+    char *why = NULL, give_up[128];
+    snprintf(give_up, sizeof(give_up), "ECR unavailable: %s", qfs_status_str(r->status));
+    struct parser_digest_outcome o = {.retry = r->status, .what = "DescribeImages", .detail = r->error_code,
+                                      .give_up = give_up};
     if (r->status == QFS_OK && img && qfs_proto_is_digest(img->digest)) {
-        rec->image.digest = qfs_xstrdup(img->digest);
+        o.digest = img->digest;
+        o.reusable = true;
     } else if (r->status == QFS_OK || r->status == QFS_NOT_FOUND) {
-        rec->digest_unresolved = qfs_xasprintf("ECR has no image %s:%s", rec->image.repository,
-                                               rec->image.tag);
+        o.unresolved = why = qfs_xasprintf("ECR has no image %s:%s", id->repository, id->tag);
+        o.reusable = true;
     } else if (r->status == QFS_DENIED) {
-        rec->digest_unresolved = qfs_xasprintf("ECR DescribeImages denied: %s", r->error_code);
-    } else if (job->may_retry) {
-        note_retry(job, r->status, "DescribeImages", r->error_code);
-    } else {
-        rec->digest_unresolved = qfs_xasprintf("ECR unavailable: %s", qfs_status_str(r->status));
+        o.unresolved = why = qfs_xasprintf("ECR DescribeImages denied: %s", r->error_code);
     }
-    step_free(s);
-    step_done(job);
+    digest_settle(s, &o);
+    free(why);
 }
 
 static void digest_with(struct step *s, const struct qfs_aws_credentials *creds)
@@ -335,10 +371,18 @@ static void digest_with(struct step *s, const struct qfs_aws_credentials *creds)
     const struct qfs_image_id *id = &job->images[s->image].record.image;
     struct qfs_ecr_query q = {.registry_id = id->account, .repository = id->repository, .tag = id->tag};
     if (qfs_ecr_describe_image(job->deps.aws, &q, id->region, creds, on_image, s) != QFS_OK) {
-        job->images[s->image].record.digest_unresolved = qfs_xstrdup("ECR request could not be built");
-        step_free(s);
-        step_done(job);
+        struct parser_digest_outcome o = {.unresolved = "ECR request could not be built"};
+        digest_settle(s, &o);
     }
+}
+
+/* The earliest start of a lookup that can answer for this deploy: after its event time. A deploy
+ * whose time cannot be read takes no one else's answer. */
+static int64_t digest_not_before(const struct job *job)
+{
+    int64_t t;
+    if (!qfs_proto_parse_timestamp(job->plan.deploy.event_time, &t)) return INT64_MAX;
+    return t + PARSER_EVENT_TIME_SLACK_MS;
 }
 
 static void start_digests(struct job *job)
@@ -346,6 +390,7 @@ static void start_digests(struct job *job)
     job->grouped = true;
     parser_group(&job->plan, &job->images, &job->nimages);
     job->pending = 1;
+    int64_t not_before = digest_not_before(job);
     for (size_t i = 0; i < job->nimages; i++) {
         struct qfs_image_record *rec = &job->images[i].record;
         if (rec->image.digest) continue;
@@ -357,10 +402,17 @@ static void start_digests(struct job *job)
         s->job = job;
         s->is_digest = true;
         s->image = i;
+        s->waiter.answered = digest_answered;
         snprintf(s->account, sizeof(s->account), "%s", rec->image.account);
         snprintf(s->region, sizeof(s->region), "%s", rec->image.region);
         snprintf(s->partition, sizeof(s->partition), "%s", job->images[i].partition);
         job->pending++;
+        char key[QFS_IMAGE_KEY_MAX];
+        if (job->deps.digests && qfs_image_key_format(key, sizeof(key), &rec->image) == QFS_OK) {
+            int64_t now = qfs_now_ms();
+            if (parser_digests_join(job->deps.digests, key, not_before, now, &s->waiter)) continue;
+            s->flight = parser_digests_begin(job->deps.digests, key, now, &s->waiter);
+        }
         with_creds(s, digest_with);
     }
     step_done(job);

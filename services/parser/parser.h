@@ -77,6 +77,56 @@ void parser_images_free(struct parser_image *images, size_t n);
 qfs_status parser_build(const struct parser_plan *plan, const struct parser_image *images, size_t n,
                         struct qfs_outbox *ob);
 
+/* ---- tag answers shared between deploys (digests.c) ------------------------------------------ */
+
+/* What a tag lookup came to. digest set: found; unresolved set: final, why there is none; neither:
+ * a failure worth retrying (retry, what and detail say which). Only reusable outcomes are kept. */
+struct parser_digest_outcome {
+    const char *digest;
+    const char *unresolved;
+    qfs_status retry;
+    const char *what, *detail;
+    const char *give_up; /* the unresolved text of a failure when the deploy may not wait longer */
+    bool reusable;
+};
+
+/* Someone waiting for a lookup's outcome; o and its strings are valid during the call only. */
+struct parser_digest_waiter {
+    struct parser_digest_waiter *next;
+    void (*answered)(struct parser_digest_waiter *w, const struct parser_digest_outcome *o);
+};
+
+struct parser_digest_stats {
+    uint64_t lookups; /* lookups begun */
+    uint64_t reused;  /* deploys answered by a lookup begun for another */
+    size_t entries;
+};
+
+struct parser_digests;
+struct parser_digest_flight;
+
+/* Keeps at most max_entries answers, each for max_age_ms after its lookup began. */
+struct parser_digests *parser_digests_new(size_t max_entries, int64_t max_age_ms);
+/* Frees the memo; lookups still in flight end later through parser_digests_end. NULL is fine. */
+void parser_digests_free(struct parser_digests *m);
+/* When a lookup of key began at or after not_before_ms (wall clock), answers w from it (at once
+ * when it is done, else when it ends) and returns true; false: begin one. */
+bool parser_digests_join(struct parser_digests *m, const char *key, int64_t not_before_ms, int64_t now_ms,
+                         struct parser_digest_waiter *w);
+/* Records a lookup of key beginning at now_ms, with w as its first waiter. */
+struct parser_digest_flight *parser_digests_begin(struct parser_digests *m, const char *key, int64_t now_ms,
+                                                  struct parser_digest_waiter *w);
+/* Ends the lookup: keeps a reusable outcome, then answers every waiter with o. */
+void parser_digests_end(struct parser_digests *m, struct parser_digest_flight *f,
+                        const struct parser_digest_outcome *o);
+void parser_digests_stats(const struct parser_digests *m, struct parser_digest_stats *out);
+
+/* Deploy times are whole seconds: a deploy stamped t happened before t + this. */
+#define PARSER_EVENT_TIME_SLACK_MS 1000
+/* The memo's bounds in the service. */
+#define PARSER_DIGESTS_MAX 4096
+#define PARSER_DIGESTS_MAX_AGE_MS (10 * 60 * 1000)
+
 /* What the lookups need. Every pointer is borrowed and must outlive the jobs. */
 struct parser_deps {
     struct qfs_aws *aws;     /* NULL: no lookups (--explain without AWS) */
@@ -85,6 +135,7 @@ struct parser_deps {
     const char *hub_account; /* this deployment's account (own credentials); NULL: always assume */
     const char *role_name;   /* QFS_ECS_DESCRIBE_ROLE_NAME */
     int64_t taskdef_ttl_s;   /* how long a task definition's containers are remembered */
+    struct parser_digests *digests; /* tag answers shared between deploys; NULL: none */
 };
 
 /* Called once when a job ends. On QFS_OK, plan and images (owned by the job, valid during the

@@ -45,6 +45,7 @@ struct parser_state {
     struct qfs_aws *aws;
     struct qfs_aws_sts *sts;
     struct qfs_kv *kv;
+    struct parser_digests *digests;
     struct parser_deps deps;
 };
 
@@ -67,9 +68,11 @@ static qfs_status state_open(struct qfs_svc *svc, struct parser_state *st, bool 
     if (s == QFS_OK) s = qfs_aws_sts_new(qfs_svc_loop(svc), st->aws, &so, &st->sts);
     /* The task definition cache is the service's; --explain asks ECS every time. */
     if (s == QFS_OK && with_cache) s = qfs_kv_new(qfs_svc_loop(svc), &cfg->kv, st->aws, &st->kv);
+    st->digests = parser_digests_new(PARSER_DIGESTS_MAX, PARSER_DIGESTS_MAX_AGE_MS);
     st->deps.aws = st->aws;
     st->deps.sts = st->sts;
     st->deps.kv = st->kv;
+    st->deps.digests = st->digests;
     return s;
 }
 
@@ -79,6 +82,8 @@ static void state_close(struct parser_state *st)
     qfs_aws_sts_free(st->sts);
     qfs_aws_free(st->aws);
     qfs_http_free(st->http);
+    /* Last: the lookups cancelled above end their flights. */
+    parser_digests_free(st->digests);
     memset(st, 0, sizeof(*st));
 }
 
@@ -173,6 +178,10 @@ static void parser_collect(struct qfs_svc *svc, struct qfs_metrics *m)
     struct qfs_http_stats hs;
     qfs_http_read_stats(st->http, &hs);
     qfs_metrics_set_http(m, &hs);
+    struct parser_digest_stats ds;
+    parser_digests_stats(st->digests, &ds);
+    qfs_metrics_counter_set_total(qfs_metrics_counter(m, "ecr_tag_lookups"), ds.lookups);
+    qfs_metrics_counter_set_total(qfs_metrics_counter(m, "ecr_tag_answers_shared"), ds.reused);
 }
 
 static void parser_stop(struct qfs_svc *svc, void (*done)(struct qfs_svc *svc))

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "qfs/util.h"
 #include "testlib.h"
 
 struct env {
@@ -201,16 +202,22 @@ static void test_denied_lookup_is_a_skip(void **state)
     assert_int_equal(count_for(e, "qfs.images.>", "evt-denied", NULL), 0);
 }
 
-/* ECS DescribeTaskDefinition calls aws-sim has answered so far. */
-static int describe_calls(struct env *e)
+/* Calls of service/operation aws-sim has answered so far. */
+static int sim_calls(struct env *e, const char *service, const char *operation)
 {
     char url[512];
-    snprintf(url, sizeof(url), "%s/_sim/calls?service=ecs&operation=DescribeTaskDefinition",
-             qfs_test_stack_get(&e->stack, "QFS_SIM_AWS_URL"));
+    snprintf(url, sizeof(url), "%s/_sim/calls?service=%s&operation=%s",
+             qfs_test_stack_get(&e->stack, "QFS_SIM_AWS_URL"), service, operation);
     cJSON *j = qfs_test_http_json("GET", url, NULL);
     int n = j ? cJSON_GetArraySize(cJSON_GetObjectItem(j, "calls")) : -1;
     cJSON_Delete(j);
     return n;
+}
+
+/* ECS DescribeTaskDefinition calls aws-sim has answered so far. */
+static int describe_calls(struct env *e)
+{
+    return sim_calls(e, "ecs", "DescribeTaskDefinition");
 }
 
 static void test_registered_task_definition_needs_no_ecs_call(void **state)
@@ -244,6 +251,85 @@ static void test_registered_task_definition_needs_no_ecs_call(void **state)
     assert_string_equal(cJSON_GetObjectItem(img, "service")->valuestring, "worker");
     cJSON_Delete(img);
     assert_int_equal(describe_calls(e), before);
+}
+
+/* A RegisterTaskDefinition of team/memo:<tag> stamped at event_time. */
+static char *memo_event(const char *id, const char *event_time, int family_rev)
+{
+    char detail[1024];
+    snprintf(detail, sizeof(detail),
+             "{\"eventVersion\":\"1.11\",\"eventSource\":\"ecs.amazonaws.com\","
+             "\"eventName\":\"RegisterTaskDefinition\",\"awsRegion\":\"eu-west-1\","
+             "\"eventTime\":\"%s\",\"recipientAccountId\":\"111122223333\","
+             "\"responseElements\":{\"taskDefinition\":{"
+             "\"taskDefinitionArn\":\"arn:aws:ecs:eu-west-1:111122223333:task-definition/memo:%d\","
+             "\"containerDefinitions\":[{\"name\":\"app\",\"image\":"
+             "\"111122223333.dkr.ecr.eu-west-1.amazonaws.com/team/memo:stable\"}]}}}",
+             event_time, family_rev);
+    return event(id, "111122223333", "eu-west-1", detail);
+}
+
+static void push_memo_image(struct env *e, const char *digest)
+{
+    char json[512];
+    snprintf(json, sizeof(json),
+             "{\"account\":\"111122223333\",\"region\":\"eu-west-1\",\"repository\":\"team/memo\","
+             "\"tags\":[\"stable\"],\"digest\":\"%s\"}", digest);
+    qfs_test_http_ok("POST", qfs_test_stack_get(&e->stack, "QFS_SIM_AWS_URL"), "/_sim/ecr/images", json);
+}
+
+static const char *memo_digest(struct env *e, const char *id)
+{
+    static char out[80];
+    cJSON *img = wait_for(e, "qfs.images.>", id);
+    const cJSON *d = cJSON_GetObjectItem(img, "digest");
+    snprintf(out, sizeof(out), "%s", cJSON_IsString(d) ? d->valuestring : "(none)");
+    cJSON_Delete(img);
+    return out;
+}
+
+#define MEMO_DIGEST_A "sha256:aaaa000000000000000000000000000000000000000000000000000000000001"
+#define MEMO_DIGEST_B "sha256:bbbb000000000000000000000000000000000000000000000000000000000002"
+
+/* A burst of deploys of one tag costs one ECR DescribeImages, and a deploy made after the tag
+ * moved gets the new digest, never the answer of a lookup made before it. */
+static void test_tag_lookups_are_shared_but_never_older_than_the_deploy(void **state)
+{
+    struct env *e = *state;
+    push_memo_image(e, MEMO_DIGEST_A);
+    int before = sim_calls(e, "ecr", "DescribeImages");
+    /* Deploys registered well before now: any lookup qfs makes now is after them. */
+    for (int i = 0; i < 6; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "evt-memo-old-%d", i);
+        char *ev = memo_event(id, "2026-05-01T10:00:00Z", i + 1);
+        deliver(e, ev);
+        free(ev);
+    }
+    for (int i = 0; i < 6; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "evt-memo-old-%d", i);
+        assert_string_equal(memo_digest(e, id), MEMO_DIGEST_A);
+    }
+    assert_int_equal(sim_calls(e, "ecr", "DescribeImages"), before + 1);
+
+    /* The tag moves, then a deploy is registered: its time is after the lookup above. */
+    push_memo_image(e, MEMO_DIGEST_B);
+    sleep(1);
+    char now[32];
+    qfs_format_time_ms(qfs_now_ms(), now);
+    char *ev = memo_event("evt-memo-new", now, 10);
+    deliver(e, ev);
+    free(ev);
+    assert_string_equal(memo_digest(e, "evt-memo-new"), MEMO_DIGEST_B);
+    assert_int_equal(sim_calls(e, "ecr", "DescribeImages"), before + 2);
+
+    /* A deploy from before both lookups takes the newest answer, without a call. */
+    ev = memo_event("evt-memo-late", "2026-05-01T10:00:05Z", 11);
+    deliver(e, ev);
+    free(ev);
+    assert_string_equal(memo_digest(e, "evt-memo-late"), MEMO_DIGEST_B);
+    assert_int_equal(sim_calls(e, "ecr", "DescribeImages"), before + 2);
 }
 
 static void set_fault(struct env *e, const char *json)
@@ -345,6 +431,7 @@ int main(void)
         cmocka_unit_test(test_cross_account_lookup_through_sts),
         cmocka_unit_test(test_denied_lookup_is_a_skip),
         cmocka_unit_test(test_registered_task_definition_needs_no_ecs_call),
+        cmocka_unit_test(test_tag_lookups_are_shared_but_never_older_than_the_deploy),
         cmocka_unit_test(test_ingest_killed_between_publish_and_delete),
         cmocka_unit_test(test_parser_killed_mid_burst),
     };

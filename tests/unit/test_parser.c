@@ -562,10 +562,133 @@ static void test_same_event_gives_the_same_messages(void **state)
     outputs_cleanup(&two);
 }
 
+/* ---- tag answers shared between deploys ----------------------------------------------------- */
+
+struct answer {
+    struct parser_digest_waiter w;
+    int calls;
+    char digest[80], unresolved[80];
+    qfs_status retry;
+};
+
+static void on_answer(struct parser_digest_waiter *w, const struct parser_digest_outcome *o)
+{
+    struct answer *a = (struct answer *)w;
+    a->calls++;
+    snprintf(a->digest, sizeof(a->digest), "%s", o->digest ? o->digest : "");
+    snprintf(a->unresolved, sizeof(a->unresolved), "%s", o->unresolved ? o->unresolved : "");
+    a->retry = o->retry;
+}
+
+#define DIG_A "sha256:aaaa000000000000000000000000000000000000000000000000000000000001"
+#define DIG_B "sha256:bbbb000000000000000000000000000000000000000000000000000000000002"
+#define KEY "111122223333.dkr.ecr.eu-west-1.amazonaws.com/web:stable"
+
+static void test_lookup_in_flight_answers_every_deploy_it_postdates(void **state)
+{
+    (void)state;
+    struct parser_digests *m = parser_digests_new(16, 60000);
+    struct answer lead = {.w.answered = on_answer}, early = {.w.answered = on_answer},
+                  late = {.w.answered = on_answer};
+    struct parser_digest_flight *f = parser_digests_begin(m, KEY, 10000, &lead.w);
+    /* A deploy stamped 8 s (happened before 9 s) joins the lookup begun at 10 s... */
+    assert_true(parser_digests_join(m, KEY, 8000 + PARSER_EVENT_TIME_SLACK_MS, 10001, &early.w));
+    /* ...one stamped 9.5 s may have happened after it began: it must look again. */
+    assert_false(parser_digests_join(m, KEY, 9500 + PARSER_EVENT_TIME_SLACK_MS, 10001, &late.w));
+    assert_int_equal(lead.calls + early.calls, 0);
+    struct parser_digest_outcome o = {.digest = DIG_A, .reusable = true};
+    parser_digests_end(m, f, &o);
+    assert_int_equal(lead.calls, 1);
+    assert_int_equal(early.calls, 1);
+    assert_string_equal(early.digest, DIG_A);
+    assert_int_equal(late.calls, 0);
+
+    /* Done and kept: a deploy before it is answered at once, from the kept copy. */
+    struct answer again = {.w.answered = on_answer};
+    assert_true(parser_digests_join(m, KEY, 5000, 20000, &again.w));
+    assert_int_equal(again.calls, 1);
+    assert_string_equal(again.digest, DIG_A);
+    struct parser_digest_stats st;
+    parser_digests_stats(m, &st);
+    assert_int_equal(st.lookups, 1);
+    assert_int_equal(st.reused, 2);
+    parser_digests_free(m);
+}
+
+static void test_newer_lookup_replaces_the_answer(void **state)
+{
+    (void)state;
+    struct parser_digests *m = parser_digests_new(16, 60000);
+    struct answer a = {.w.answered = on_answer}, b = {.w.answered = on_answer}, c = {.w.answered = on_answer};
+    struct parser_digest_outcome oa = {.digest = DIG_A, .reusable = true};
+    parser_digests_end(m, parser_digests_begin(m, KEY, 1000, &a.w), &oa);
+    /* A deploy after the first lookup (the tag moved): a new lookup, whose answer then serves all. */
+    assert_false(parser_digests_join(m, KEY, 3000, 3500, &b.w));
+    struct parser_digest_flight *f = parser_digests_begin(m, KEY, 3500, &b.w);
+    struct parser_digest_outcome ob = {.digest = DIG_B, .reusable = true};
+    parser_digests_end(m, f, &ob);
+    assert_string_equal(b.digest, DIG_B);
+    assert_true(parser_digests_join(m, KEY, 0, 4000, &c.w));
+    assert_string_equal(c.digest, DIG_B);
+    parser_digests_free(m);
+}
+
+static void test_failures_are_not_kept_and_old_answers_expire(void **state)
+{
+    (void)state;
+    struct parser_digests *m = parser_digests_new(2, 60000);
+    struct answer a = {.w.answered = on_answer}, w = {.w.answered = on_answer}, n = {.w.answered = on_answer};
+    struct parser_digest_flight *f = parser_digests_begin(m, KEY, 1000, &a.w);
+    assert_true(parser_digests_join(m, KEY, 0, 1001, &w.w));
+    /* A throttled lookup: both deploys retry, and the next one looks again. */
+    struct parser_digest_outcome thr = {.retry = QFS_UNAVAILABLE, .what = "DescribeImages"};
+    parser_digests_end(m, f, &thr);
+    assert_int_equal(w.calls, 1);
+    assert_int_equal(w.retry, QFS_UNAVAILABLE);
+    assert_false(parser_digests_join(m, KEY, 0, 1002, &n.w));
+
+    /* "ECR has no image" is an answer, kept like a digest; past its age it is gone. */
+    struct parser_digest_outcome none = {.unresolved = "ECR has no image web:stable", .reusable = true};
+    parser_digests_end(m, parser_digests_begin(m, KEY, 2000, &n.w), &none);
+    struct answer k = {.w.answered = on_answer};
+    assert_true(parser_digests_join(m, KEY, 0, 3000, &k.w));
+    assert_string_equal(k.unresolved, "ECR has no image web:stable");
+    assert_false(parser_digests_join(m, KEY, 0, 2000 + 60001, &k.w));
+
+    /* At most max_entries answers: the oldest goes first. */
+    struct answer x = {.w.answered = on_answer};
+    const char *keys[] = {"r/a:1", "r/b:1", "r/c:1"};
+    for (int i = 0; i < 3; i++)
+        parser_digests_end(m, parser_digests_begin(m, keys[i], 5000 + i, &x.w), &none);
+    struct parser_digest_stats st;
+    parser_digests_stats(m, &st);
+    assert_int_equal(st.entries, 2);
+    assert_false(parser_digests_join(m, "r/a:1", 0, 5005, &x.w));
+    assert_true(parser_digests_join(m, "r/c:1", 0, 5005, &x.w));
+    parser_digests_free(m);
+}
+
+static void test_lookup_outlives_the_memo(void **state)
+{
+    (void)state;
+    /* The service stops with a lookup in flight: the memo goes first, the lookup ends later. */
+    struct parser_digests *m = parser_digests_new(4, 60000);
+    struct answer a = {.w.answered = on_answer};
+    struct parser_digest_flight *f = parser_digests_begin(m, KEY, 1000, &a.w);
+    parser_digests_free(m);
+    struct parser_digest_outcome o = {.retry = QFS_UNAVAILABLE, .what = "DescribeImages"};
+    parser_digests_end(NULL, f, &o);
+    assert_int_equal(a.calls, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shared_image_gives_one_record_naming_every_container),
+        cmocka_unit_test(test_lookup_in_flight_answers_every_deploy_it_postdates),
+        cmocka_unit_test(test_newer_lookup_replaces_the_answer),
+        cmocka_unit_test(test_failures_are_not_kept_and_old_answers_expire),
+        cmocka_unit_test(test_lookup_outlives_the_memo),
         cmocka_unit_test(test_different_keys_are_different_images),
         cmocka_unit_test(test_tag_omitted_is_latest),
         cmocka_unit_test(test_endpoint_variants_normalise_to_the_standard_host),

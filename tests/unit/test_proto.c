@@ -253,6 +253,19 @@ static void test_schema_names_and_tokens(void **state)
     assert_false(qfs_proto_is_timestamp("2026-05-01t10:00:00z"));
     assert_false(qfs_proto_is_timestamp("2026-05-01T24:00:00Z"));
     assert_false(qfs_proto_is_timestamp("2026-05-01T10:00:00.Z"));
+    /* The time itself: epoch milliseconds, offsets applied, fractions past ms dropped. */
+    int64_t ms = 0;
+    assert_true(qfs_proto_parse_timestamp("1970-01-01T00:00:00Z", &ms));
+    assert_int_equal(ms, 0);
+    assert_true(qfs_proto_parse_timestamp("2026-05-01T10:00:00Z", &ms));
+    assert_int_equal(ms, 1777629600000LL);
+    assert_true(qfs_proto_parse_timestamp("2026-05-01T12:30:00.1239+02:30", &ms));
+    assert_int_equal(ms, 1777629600123LL);
+    assert_true(qfs_proto_parse_timestamp("2024-02-29T23:59:59-01:00", &ms));
+    assert_int_equal(ms, 1709254799000LL);
+    assert_true(qfs_proto_parse_timestamp("1969-12-31T23:59:59.5Z", &ms));
+    assert_int_equal(ms, -500);
+    assert_false(qfs_proto_parse_timestamp("2026-05-01T10:00:00", &ms));
     assert_true(qfs_proto_is_event_id("6a7e8feb-0000-0000-0000-000000000001"));
     assert_false(qfs_proto_is_event_id("-leading-dash"));
     assert_false(qfs_proto_is_event_id("has space"));

@@ -105,6 +105,8 @@ bool qfs_proto_is_service(const char *s);   /* ^[a-z0-9-]{1,32}$ */
 bool qfs_proto_is_digest(const char *s);    /* ^sha256:[0-9a-f]{64}$ */
 bool qfs_proto_is_event_id(const char *s);  /* ^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$ */
 bool qfs_proto_is_timestamp(const char *s); /* RFC 3339 with T, seconds and an offset or Z */
+/* The same check, and the time as milliseconds since the Unix epoch (fractions past ms dropped). */
+bool qfs_proto_parse_timestamp(const char *s, int64_t *ms);
 /* The deploy-context rules of proto/common.schema.json, for producers that copy fields from input:
  * a full task definition ARN with revision; a cluster or ECS service name or ARN; a container name
  * ([A-Za-z0-9_-]{1,255}); an event name as received (printable ASCII, at most 128). Length bounds

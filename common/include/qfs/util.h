@@ -43,6 +43,9 @@ qfs_status qfs_buf_json_string(struct qfs_buf *b, const char *s, size_t n);
 /* Hands the data to the caller (who frees it) and leaves b empty. */
 char *qfs_buf_take(struct qfs_buf *b);
 
+/* FNV-1a of a NUL-terminated string: the hash of qfs's small in-memory indexes. */
+uint64_t qfs_hash_str(const char *s);
+
 /* Milliseconds since the Unix epoch (wall clock) and since an arbitrary point (monotonic). */
 int64_t qfs_now_ms(void);
 uint64_t qfs_mono_ms(void);
