@@ -1,10 +1,12 @@
 /* The JetStream bus: stream and consumers, PubAck-confirmed publishes, loop-side deliveries.
  *
  * Threads: the libuv loop thread runs all service logic and drives the NATS socket through
- * nats.c's libuv adapter. Calls that block on a reply (stream and consumer management, pull
- * fetches) would deadlock on the loop thread, so each consumer has a fetch thread that does them;
- * it hands messages to the loop through a locked queue and a uv_async_t. PubAcks arrive on nats.c
- * threads and take the same path. */
+ * nats.c's libuv adapter, so every message nats.c reads is read on the loop thread. The bus keeps
+ * it there: pull requests and PubAcks are replies to inboxes of our own, read from synchronous
+ * subscriptions without waiting (a uv_check after each loop turn's I/O), and acks are published
+ * to the message's reply subject. No message crosses a thread on its way in or out, which at load
+ * is most of what a service would otherwise spend. Only the calls that block on a reply (creating
+ * the stream and the consumers) run on a thread of their own per consumer, once at start. */
 #include "qfs/bus.h"
 
 #include <cjson/cJSON.h>
@@ -22,25 +24,32 @@
 #include "qfs/util.h"
 
 #define FETCH_BATCH 64
-#define FETCH_WAIT_MS 500
+/* A pull request lives this long on the server; one not ended by then (a server restart lost it)
+ * is given up PULL_GRACE_MS later and sent again. */
+#define PULL_EXPIRES_MS 2000
+#define PULL_GRACE_MS 2000
+#define PULL_RETRY_MS 1000 /* after the consumer could not be reached */
 #define PUB_BUCKETS 1024
+#define TICK_MS 250 /* PubAck deadlines, pull deadlines, in-progress reports */
 #define NS_PER_MS 1000000LL
 
-enum event_kind { EV_MSG, EV_PUBACK, EV_FETCHER_READY, EV_FETCHER_ENDED };
+enum event_kind { EV_PUB_FAILED, EV_FETCHER_READY, EV_FETCHER_ENDED, EV_RECONNECTED };
 
 struct event {
     enum event_kind kind;
     struct event *next;
     struct fetcher *fetcher;
-    natsMsg *msg;          /* EV_MSG */
-    struct pub *pub;       /* EV_PUBACK */
-    qfs_status status;     /* EV_PUBACK */
+    struct pub *pub;       /* EV_PUB_FAILED */
+    qfs_status status;     /* EV_PUB_FAILED */
 };
 
-/* A publish waiting for its PubAck (or for room to be sent). */
+/* A publish waiting for its PubAck (or for room to be sent). Loop thread only. */
 struct pub {
-    struct pub *next;       /* hash chain, or the waiting FIFO */
-    natsMsg *msg;           /* the key while outstanding */
+    struct pub *next;          /* hash chain, or the waiting FIFO */
+    struct pub *older, *newer; /* outstanding, in the order sent */
+    natsMsg *msg;              /* until sent */
+    uint64_t seq;              /* its reply subject is <ack inbox>.<seq> */
+    uint64_t deadline_ms;      /* monotonic */
     char *subject, *msg_id;
     qfs_bus_pub_fn cb;
     void *arg;
@@ -50,11 +59,18 @@ struct fetcher {
     struct qfs_bus *bus;
     struct qfs_consumer_def def;
     char *durable, *filter;
-    uv_thread_t thread;
+    uv_thread_t thread; /* creates the consumer, then ends */
     bool thread_started;
-    natsSubscription *sub;
-    int held; /* messages handed to the loop and not yet settled; guarded by bus->mu */
-    uint64_t received; /* loop thread */
+    /* Loop thread from here on. */
+    bool ready;                   /* the consumer exists and the inbox is subscribed */
+    natsSubscription *inbox_sub;  /* <inbox>.*: messages and statuses of our pull requests */
+    char *inbox, *next_subject;   /* $JS.API.CONSUMER.MSG.NEXT.<stream>.<durable> */
+    uint64_t pull_id;             /* the current pull request's reply is <inbox>.<pull_id> */
+    int requested;                /* messages it may still bring; 0: none outstanding */
+    uint64_t pull_deadline_ms;    /* monotonic: given up after this */
+    uint64_t pull_not_before_ms;  /* monotonic: back off after a failed pull */
+    int held;                     /* delivered and not yet settled */
+    uint64_t received;
 };
 
 struct qfs_delivery {
@@ -87,11 +103,16 @@ struct qfs_bus {
 
     uv_async_t async;
     uv_timer_t keepalive; /* tells the server about deliveries held long, so AckWait can be short */
+    uv_check_t check;     /* reads what nats.c queued during the loop turn's I/O */
     uv_work_t flush;
     pthread_mutex_t mu;
     pthread_cond_t cond;
     struct event *ev_head, *ev_tail;
-    struct pub *buckets[PUB_BUCKETS]; /* outstanding publishes by natsMsg pointer; guarded by mu */
+    natsSubscription *ack_sub;        /* <ack inbox>.*: PubAcks */
+    char *ack_inbox;
+    uint64_t pub_seq;
+    struct pub *buckets[PUB_BUCKETS]; /* outstanding publishes by seq; loop thread */
+    struct pub *oldest, *newest;      /* outstanding publishes in the order sent */
     bool stream_ready;                /* guarded by mu */
     bool nats_closed;                 /* nats.c's closed callback has run; guarded by mu */
 
@@ -184,6 +205,10 @@ static void on_reconnected(natsConnection *nc, void *closure)
     natsConnection_GetConnectedUrl(nc, url, sizeof(url));
     atomic_store(&bus->connected, true);
     qfs_info("nats reconnected", "url", url);
+    /* The server forgot our pull requests: the loop sends new ones. */
+    struct event *ev = qfs_xcalloc(1, sizeof(*ev));
+    ev->kind = EV_RECONNECTED;
+    post(bus, ev);
 }
 
 static void on_connected(natsConnection *nc, void *closure)
@@ -199,8 +224,6 @@ static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus
 {
     qfs_warn("nats asynchronous error", "error", natsStatus_GetText(err));
 }
-
-static void on_puback(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure);
 
 static qfs_status split_servers(const char *url, char ***out, int *n)
 {
@@ -221,6 +244,7 @@ static qfs_status split_servers(const char *url, char ***out, int *n)
 }
 
 static void on_async(uv_async_t *h);
+static void on_check(uv_check_t *h);
 
 qfs_status qfs_bus_new(struct qfs_bus **out, uv_loop_t *loop, const struct qfs_bus_options *o)
 {
@@ -246,6 +270,9 @@ qfs_status qfs_bus_new(struct qfs_bus **out, uv_loop_t *loop, const struct qfs_b
     bus->async.data = bus;
     uv_timer_init(loop, &bus->keepalive);
     bus->keepalive.data = bus;
+    uv_check_init(loop, &bus->check);
+    bus->check.data = bus;
+    uv_check_start(&bus->check, on_check);
 
     natsLibuv_Init();
     natsLibuv_SetThreadLocalLoop(loop);
@@ -281,12 +308,19 @@ qfs_status qfs_bus_new(struct qfs_bus **out, uv_loop_t *loop, const struct qfs_b
     if (s == NATS_OK) s = jsOptions_Init(&jo);
     if (s == NATS_OK) {
         jo.Wait = 5000;
-        /* Our own queue bounds what is outstanding; nats.c must never stall the loop thread. */
-        jo.PublishAsync.MaxPending = 1 << 30;
-        jo.PublishAsync.AckHandler = on_puback;
-        jo.PublishAsync.AckHandlerClosure = bus;
         s = natsConnection_JetStream(&bus->js, bus->nc, &jo);
     }
+    /* PubAcks come to <ack inbox>.<seq>, read on the loop (on_check). */
+    natsInbox *inbox = NULL;
+    if (s == NATS_OK) s = natsInbox_Create(&inbox);
+    if (s == NATS_OK) {
+        bus->ack_inbox = qfs_xstrdup(inbox);
+        char *wild = qfs_xasprintf("%s.*", inbox);
+        s = natsConnection_SubscribeSync(&bus->ack_sub, bus->nc, wild);
+        free(wild);
+    }
+    natsInbox_Destroy(inbox);
+    if (s == NATS_OK) s = natsSubscription_SetPendingLimits(bus->ack_sub, -1, -1);
     if (s != NATS_OK) {
         qfs_error("nats setup failed", "error", natsStatus_GetText(s));
         qfs_bus_close(bus, NULL, NULL);
@@ -379,16 +413,6 @@ static natsStatus ensure_consumer(struct fetcher *f)
         s = js_UpdateConsumer(&ci, bus->js, bus->stream, &cc, NULL, &jerr);
     }
     if (ci) jsConsumerInfo_Destroy(ci);
-    if (s == NATS_OK) {
-        jsOptions jo;
-        jsSubOptions so;
-        jsOptions_Init(&jo);
-        jsSubOptions_Init(&so);
-        so.Stream = bus->stream;
-        so.Consumer = f->durable;
-        so.ManualAck = true;
-        s = js_PullSubscribe(&f->sub, bus->js, f->filter, f->durable, &jo, &so, &jerr);
-    }
     if (s != NATS_OK) {
         char code[16];
         snprintf(code, sizeof(code), "%d", (int)jerr);
@@ -398,68 +422,195 @@ static natsStatus ensure_consumer(struct fetcher *f)
     return s;
 }
 
-static void fetch_thread(void *arg)
+/* Creates (or converges) the stream and the consumer, then ends: the loop does the pulling. */
+static void setup_thread(void *arg)
 {
     struct fetcher *f = arg;
     struct qfs_bus *bus = f->bus;
     int backoff = 100;
-
+    bool ok = false;
     while (!atomic_load(&bus->stopping)) {
-        if (ensure_stream(bus) == NATS_OK && ensure_consumer(f) == NATS_OK) break;
+        if (ensure_stream(bus) == NATS_OK && ensure_consumer(f) == NATS_OK) {
+            ok = true;
+            break;
+        }
         sleep_ms(backoff);
         backoff = backoff < 2000 ? backoff * 2 : 2000;
     }
-    if (f->sub) post_kind(bus, EV_FETCHER_READY, f);
-
-    backoff = 100;
-    while (f->sub && !atomic_load(&bus->stopping)) {
-        pthread_mutex_lock(&bus->mu);
-        while (f->held >= f->def.max_ack_pending && !atomic_load(&bus->stopping))
-            pthread_cond_wait(&bus->cond, &bus->mu);
-        int room = f->def.max_ack_pending - f->held;
-        pthread_mutex_unlock(&bus->mu);
-        if (atomic_load(&bus->stopping)) break;
-
-        natsMsgList list = {0};
-        jsErrCode jerr = 0;
-        natsStatus s = natsSubscription_Fetch(&list, f->sub, room < FETCH_BATCH ? room : FETCH_BATCH,
-                                              FETCH_WAIT_MS, &jerr);
-        if (s == NATS_OK) {
-            backoff = 100;
-            pthread_mutex_lock(&bus->mu);
-            f->held += list.Count;
-            pthread_mutex_unlock(&bus->mu);
-            for (int i = 0; i < list.Count; i++) {
-                struct event *ev = qfs_xcalloc(1, sizeof(*ev));
-                ev->kind = EV_MSG;
-                ev->fetcher = f;
-                ev->msg = list.Msgs[i];
-                list.Msgs[i] = NULL;
-                post(bus, ev);
-            }
-            natsMsgList_Destroy(&list);
-        } else if (s != NATS_TIMEOUT) {
-            natsMsgList_Destroy(&list);
-            if (!atomic_load(&bus->stopping) && atomic_load(&bus->connected))
-                qfs_warn("fetch failed", "consumer", f->durable, "error", natsStatus_GetText(s));
-            sleep_ms(backoff);
-            backoff = backoff < 2000 ? backoff * 2 : 2000;
-        }
-    }
+    if (ok) post_kind(bus, EV_FETCHER_READY, f);
     post_kind(bus, EV_FETCHER_ENDED, f);
 }
 
-/* A delivery held for a third of its AckWait (a slow Qualys answer, a lookup behind a throttle)
- * is reported in progress, so the server does not redeliver it while it is worked on, and a
- * process that dies holding it loses it for one AckWait only. */
+/* ---- pulling (loop thread) ------------------------------------------------------------------ */
+
+/* Sends a pull request when the fetcher has none outstanding and room for more. */
+static void maybe_pull(struct fetcher *f)
+{
+    struct qfs_bus *bus = f->bus;
+    if (!f->ready || f->requested > 0 || bus->closing || atomic_load(&bus->stopping) ||
+        !atomic_load(&bus->connected))
+        return;
+    uint64_t now = qfs_mono_ms();
+    if (now < f->pull_not_before_ms) return;
+    int room = f->def.max_ack_pending - f->held;
+    if (room <= 0) return;
+    int batch = room < FETCH_BATCH ? room : FETCH_BATCH;
+    char reply[160], body[96];
+    snprintf(reply, sizeof(reply), "%s.%" PRIu64, f->inbox, ++f->pull_id);
+    snprintf(body, sizeof(body), "{\"batch\":%d,\"expires\":%lld}", batch,
+             (long long)PULL_EXPIRES_MS * NS_PER_MS);
+    natsStatus s = natsConnection_PublishRequestString(bus->nc, f->next_subject, reply, body);
+    if (s != NATS_OK) {
+        f->pull_not_before_ms = now + PULL_RETRY_MS;
+        return;
+    }
+    f->requested = batch;
+    f->pull_deadline_ms = now + PULL_EXPIRES_MS + PULL_GRACE_MS;
+}
+
+static void deliver(struct qfs_bus *bus, struct fetcher *f, natsMsg *msg);
+static void send_ack(natsConnection *nc, natsMsg *msg, const char *body);
+
+/* The pull request a reply subject <inbox>.<id> answers, 0 when it is not one of ours. */
+static uint64_t pull_id_of(const struct fetcher *f, const char *subject)
+{
+    size_t n = strlen(f->inbox);
+    if (strncmp(subject, f->inbox, n) != 0 || subject[n] != '.') return 0;
+    return strtoull(subject + n + 1, NULL, 10);
+}
+
+/* Everything nats.c queued on f's inbox: messages are delivered (or sent straight back while the
+ * bus stops), statuses end the pull request they answer. */
+static void drain_fetcher(struct fetcher *f)
+{
+    struct qfs_bus *bus = f->bus;
+    for (;;) {
+        int pending = 0;
+        if (natsSubscription_GetPending(f->inbox_sub, &pending, NULL) != NATS_OK || pending <= 0) break;
+        natsMsg *msg = NULL;
+        natsStatus s = natsSubscription_NextMsg(&msg, f->inbox_sub, 0);
+        if (s == NATS_NO_RESPONDERS) {
+            /* No JetStream behind the subject (restarting): try again shortly. */
+            f->requested = 0;
+            f->pull_not_before_ms = qfs_mono_ms() + PULL_RETRY_MS;
+            continue;
+        }
+        if (s != NATS_OK) break;
+        const char *status = NULL;
+        if (natsMsgHeader_Get(msg, "Status", &status) == NATS_OK && status) {
+            /* 404 no messages, 408 expired, 409 a limit or the consumer went: the request ended.
+             * 100 is a heartbeat. A status comes on the request's own reply subject, so one that
+             * ends an earlier request (given up on) is told apart. */
+            bool current = pull_id_of(f, natsMsg_GetSubject(msg)) == f->pull_id;
+            if (current && strcmp(status, "100") != 0) {
+                f->requested = 0;
+                if (strcmp(status, "409") == 0) {
+                    const char *desc = NULL;
+                    natsMsgHeader_Get(msg, "Description", &desc);
+                    qfs_warn("pull request refused", "consumer", f->durable, "detail", desc ? desc : "");
+                    f->pull_not_before_ms = qfs_mono_ms() + PULL_RETRY_MS;
+                }
+            }
+            natsMsg_Destroy(msg);
+            continue;
+        }
+        /* Messages keep their stream subject: any of them counts against the request. */
+        if (f->requested > 0) f->requested--;
+        f->received++;
+        if (bus->closing || atomic_load(&bus->stopping)) {
+            /* Pulled while the service stops: straight back to the server for another replica. */
+            send_ack(bus->nc, msg, "-NAK");
+            natsMsg_Destroy(msg);
+            continue;
+        }
+        deliver(bus, f, msg);
+    }
+    maybe_pull(f);
+}
+
+static void pub_complete_seq(struct qfs_bus *bus, uint64_t seq, qfs_status st, const char *detail);
+
+/* PubAcks: {"stream":...,"seq":...} or {"error":{"code":...,"description":...}}. */
+static void drain_pubacks(struct qfs_bus *bus)
+{
+    size_t n = strlen(bus->ack_inbox);
+    for (;;) {
+        int pending = 0;
+        if (natsSubscription_GetPending(bus->ack_sub, &pending, NULL) != NATS_OK || pending <= 0) break;
+        natsMsg *msg = NULL;
+        natsStatus s = natsSubscription_NextMsg(&msg, bus->ack_sub, 0);
+        /* No responders: nats.c drops the reply, so its publish fails at its deadline. */
+        if (s == NATS_NO_RESPONDERS) continue;
+        if (s != NATS_OK) break;
+        const char *subject = natsMsg_GetSubject(msg);
+        uint64_t seq = strncmp(subject, bus->ack_inbox, n) == 0 && subject[n] == '.'
+                           ? strtoull(subject + n + 1, NULL, 10) : 0;
+        cJSON *j = cJSON_ParseWithLength(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg));
+        const cJSON *err = cJSON_GetObjectItemCaseSensitive(j, "error");
+        if (err) {
+            const cJSON *desc = cJSON_GetObjectItemCaseSensitive(err, "description");
+            pub_complete_seq(bus, seq, QFS_UNAVAILABLE, cJSON_IsString(desc) ? desc->valuestring : "error");
+        } else if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(j, "seq"))) {
+            pub_complete_seq(bus, seq, QFS_OK, NULL);
+        } else {
+            pub_complete_seq(bus, seq, QFS_UNAVAILABLE, "not a PubAck");
+        }
+        cJSON_Delete(j);
+        natsMsg_Destroy(msg);
+    }
+}
+
+static void on_check(uv_check_t *h)
+{
+    struct qfs_bus *bus = h->data;
+    if (bus->ack_sub) drain_pubacks(bus);
+    for (size_t i = 0; i < bus->nfetchers; i++)
+        if (bus->fetchers[i].ready) drain_fetcher(&bus->fetchers[i]);
+}
+
+/* The consumer exists: subscribe its inbox and start pulling. */
+static void fetcher_ready(struct fetcher *f)
+{
+    struct qfs_bus *bus = f->bus;
+    natsInbox *inbox = NULL;
+    natsStatus s = natsInbox_Create(&inbox);
+    if (s == NATS_OK) {
+        f->inbox = qfs_xstrdup(inbox);
+        char *wild = qfs_xasprintf("%s.*", inbox);
+        s = natsConnection_SubscribeSync(&f->inbox_sub, bus->nc, wild);
+        free(wild);
+    }
+    natsInbox_Destroy(inbox);
+    if (s == NATS_OK) s = natsSubscription_SetPendingLimits(f->inbox_sub, -1, -1);
+    if (s != NATS_OK) {
+        qfs_error("cannot subscribe a consumer's inbox", "consumer", f->durable, "error", natsStatus_GetText(s));
+        return;
+    }
+    f->next_subject = qfs_xasprintf("$JS.API.CONSUMER.MSG.NEXT.%s.%s", bus->stream, f->durable);
+    f->ready = true;
+    maybe_pull(f);
+}
+
+static void pub_expire(struct qfs_bus *bus, uint64_t now);
+
+/* Every TICK_MS: PubAcks overdue, pull requests lost, and deliveries held for a third of their
+ * AckWait (a slow Qualys answer, a lookup behind a throttle) reported in progress, so the server
+ * does not redeliver them while they are worked on, and a process that dies holding one loses it
+ * for one AckWait only. */
 static void on_keepalive(uv_timer_t *t)
 {
     struct qfs_bus *bus = t->data;
     uint64_t now = qfs_mono_ms();
+    pub_expire(bus, now);
+    for (size_t i = 0; i < bus->nfetchers; i++) {
+        struct fetcher *f = &bus->fetchers[i];
+        if (f->requested > 0 && now > f->pull_deadline_ms) f->requested = 0;
+        maybe_pull(f);
+    }
     for (struct qfs_delivery *d = bus->deliveries; d; d = d->next) {
         int64_t wait = d->fetcher->def.ack_wait_ms;
         if (wait <= 0 || now - d->progress_ms < (uint64_t)wait / 3) continue;
-        natsMsg_InProgress(d->msg, NULL);
+        send_ack(bus->nc, d->msg, "+WPI");
         d->progress_ms = now;
     }
 }
@@ -472,7 +623,7 @@ qfs_status qfs_bus_start(struct qfs_bus *bus, const struct qfs_consumer_def *def
     bus->ready_arg = ready_arg;
     bus->fetchers = qfs_xcalloc(n ? n : 1, sizeof(*bus->fetchers));
     bus->nfetchers = n;
-    uv_timer_start(&bus->keepalive, on_keepalive, 1000, 1000);
+    uv_timer_start(&bus->keepalive, on_keepalive, TICK_MS, TICK_MS);
     for (size_t i = 0; i < n; i++) {
         struct fetcher *f = &bus->fetchers[i];
         const char *filter = defs[i].filter ? defs[i].filter : qfs_subject_filter(defs[i].subject);
@@ -487,7 +638,7 @@ qfs_status qfs_bus_start(struct qfs_bus *bus, const struct qfs_consumer_def *def
     }
     for (size_t i = 0; i < n; i++) {
         struct fetcher *f = &bus->fetchers[i];
-        if (uv_thread_create(&f->thread, fetch_thread, f) != 0) return QFS_INTERNAL;
+        if (uv_thread_create(&f->thread, setup_thread, f) != 0) return QFS_INTERNAL;
         f->thread_started = true;
         bus->fetchers_running++;
     }
@@ -503,6 +654,16 @@ void qfs_bus_stop_fetching(struct qfs_bus *bus, void (*done)(void *arg), void *a
     pthread_mutex_lock(&bus->mu);
     pthread_cond_broadcast(&bus->cond);
     pthread_mutex_unlock(&bus->mu);
+    /* The server holds our pull requests until they expire and would go on filling them: without
+     * interest in their inboxes it drops them, and what is already here goes back (NAKs). */
+    for (size_t i = 0; i < bus->nfetchers; i++) {
+        struct fetcher *f = &bus->fetchers[i];
+        if (!f->inbox_sub) continue;
+        drain_fetcher(f);
+        natsSubscription_Unsubscribe(f->inbox_sub);
+        f->ready = false;
+        f->requested = 0;
+    }
     if (bus->fetchers_running == 0 && done) {
         bus->stopped = NULL;
         done(arg);
@@ -521,9 +682,9 @@ size_t qfs_bus_publishes_pending(const struct qfs_bus *bus)
 
 /* ---- publishing ---------------------------------------------------------------------------- */
 
-static size_t pub_hash(const natsMsg *m)
+static size_t pub_hash(uint64_t seq)
 {
-    return ((uintptr_t)m >> 4) % PUB_BUCKETS;
+    return (size_t)(seq % PUB_BUCKETS);
 }
 
 static void pub_free(struct pub *p)
@@ -534,64 +695,66 @@ static void pub_free(struct pub *p)
     free(p);
 }
 
-static void on_puback(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
+/* Takes an outstanding publish out of the table and the send order. */
+static void pub_unlink(struct qfs_bus *bus, struct pub *p)
 {
-    struct qfs_bus *bus = closure;
-    pthread_mutex_lock(&bus->mu);
-    struct pub **pp = &bus->buckets[pub_hash(msg)];
-    while (*pp && (*pp)->msg != msg) pp = &(*pp)->next;
-    struct pub *p = *pp;
-    if (p) *pp = p->next;
-    pthread_mutex_unlock(&bus->mu);
-    if (!p) {
-        natsMsg_Destroy(msg);
-        return;
-    }
-    /* nats.c hands the message back to us: it is destroyed with the pub on the loop. */
-    qfs_status st = QFS_OK;
-    if (!pa) {
-        st = pae ? map_nats(pae->Err) : QFS_UNAVAILABLE;
-        if (st == QFS_OK) st = QFS_UNAVAILABLE;
-        char code[16];
-        snprintf(code, sizeof(code), "%d", pae ? (int)pae->ErrCode : 0);
-        qfs_warn("publish not acknowledged", "subject", p->subject, "msg_id", p->msg_id, "error",
-                 pae ? natsStatus_GetText(pae->Err) : "none", "js_error", code,
-                 "detail", pae && pae->ErrText ? pae->ErrText : "");
-    }
-    struct event *ev = qfs_xcalloc(1, sizeof(*ev));
-    ev->kind = EV_PUBACK;
-    ev->pub = p;
-    ev->status = st;
-    post(bus, ev);
+    struct pub **pp = &bus->buckets[pub_hash(p->seq)];
+    while (*pp && *pp != p) pp = &(*pp)->next;
+    if (*pp) *pp = p->next;
+    if (p->older) p->older->newer = p->newer;
+    else bus->oldest = p->newer;
+    if (p->newer) p->newer->older = p->older;
+    else bus->newest = p->older;
+    p->next = p->older = p->newer = NULL;
 }
 
-/* Hands p to nats.c. On the loop thread. */
+static void pub_completed(struct qfs_bus *bus, struct pub *p, qfs_status st);
+
+static void pub_complete_seq(struct qfs_bus *bus, uint64_t seq, qfs_status st, const char *detail)
+{
+    struct pub *p = bus->buckets[pub_hash(seq)];
+    while (p && p->seq != seq) p = p->next;
+    if (!p) return; /* already failed at its deadline */
+    pub_unlink(bus, p);
+    if (st != QFS_OK)
+        qfs_warn("publish not acknowledged", "subject", p->subject, "msg_id", p->msg_id, "detail", detail);
+    pub_completed(bus, p, st);
+}
+
+/* Fails the publishes whose PubAck is overdue (lost with a connection, or a stream that was not
+ * there). They were sent in order, so the oldest go first. */
+static void pub_expire(struct qfs_bus *bus, uint64_t now)
+{
+    while (bus->oldest && bus->oldest->deadline_ms <= now) {
+        struct pub *p = bus->oldest;
+        pub_unlink(bus, p);
+        qfs_warn("publish not acknowledged", "subject", p->subject, "msg_id", p->msg_id, "detail",
+                 "no PubAck in time");
+        pub_completed(bus, p, QFS_TIMED_OUT);
+    }
+}
+
+/* Sends p. On the loop thread. */
 static void pub_send(struct qfs_bus *bus, struct pub *p)
 {
-    jsPubOptions po;
-    jsPubOptions_Init(&po);
-    po.MaxWait = bus->publish_timeout_ms;
-    natsMsg *m = p->msg;
-    pthread_mutex_lock(&bus->mu);
-    size_t h = pub_hash(m);
+    size_t h = pub_hash(p->seq);
     p->next = bus->buckets[h];
     bus->buckets[h] = p;
-    pthread_mutex_unlock(&bus->mu);
+    p->older = bus->newest;
+    if (bus->newest) bus->newest->newer = p;
+    else bus->oldest = p;
+    bus->newest = p;
+    p->deadline_ms = qfs_mono_ms() + (uint64_t)bus->publish_timeout_ms;
     atomic_fetch_add(&bus->outstanding, 1);
-
-    natsMsg *owned = m;
-    natsStatus s = js_PublishMsgAsync(bus->js, &owned, &po);
+    natsStatus s = natsConnection_PublishMsg(bus->nc, p->msg);
+    natsMsg_Destroy(p->msg);
+    p->msg = NULL;
     if (s != NATS_OK) {
-        /* Not sent: take it back out of the table and fail it through the event queue so the
-         * callback never runs inside qfs_bus_publish. */
-        pthread_mutex_lock(&bus->mu);
-        struct pub **pp = &bus->buckets[h];
-        while (*pp && *pp != p) pp = &(*pp)->next;
-        if (*pp) *pp = p->next;
-        pthread_mutex_unlock(&bus->mu);
-        if (owned == NULL) p->msg = NULL; /* nats.c took it after all */
+        /* Not sent: fail it through the event queue so the callback never runs inside
+         * qfs_bus_publish. */
+        pub_unlink(bus, p);
         struct event *ev = qfs_xcalloc(1, sizeof(*ev));
-        ev->kind = EV_PUBACK;
+        ev->kind = EV_PUB_FAILED;
         ev->pub = p;
         ev->status = map_nats(s);
         post(bus, ev);
@@ -603,8 +766,11 @@ qfs_status qfs_bus_publish(struct qfs_bus *bus, const char *subject, const char 
                            qfs_bus_pub_fn cb, void *arg)
 {
     if (!subject || !data || len > INT32_MAX) return QFS_INVALID_ARG;
+    uint64_t seq = ++bus->pub_seq;
+    char reply[160];
+    snprintf(reply, sizeof(reply), "%s.%" PRIu64, bus->ack_inbox, seq);
     natsMsg *m = NULL;
-    natsStatus s = natsMsg_Create(&m, subject, NULL, data, (int)len);
+    natsStatus s = natsMsg_Create(&m, subject, reply, data, (int)len);
     if (s == NATS_OK && msg_id) s = natsMsgHeader_Set(m, QFS_HDR_MSG_ID, msg_id);
     if (s == NATS_OK && trace_id) s = natsMsgHeader_Set(m, QFS_HDR_TRACE_ID, trace_id);
     if (s == NATS_OK && schema) s = natsMsgHeader_Set(m, QFS_HDR_SCHEMA, schema);
@@ -614,6 +780,7 @@ qfs_status qfs_bus_publish(struct qfs_bus *bus, const char *subject, const char 
     }
     struct pub *p = qfs_xcalloc(1, sizeof(*p));
     p->msg = m;
+    p->seq = seq;
     p->subject = qfs_xstrdup(subject);
     p->msg_id = msg_id ? qfs_xstrdup(msg_id) : NULL;
     p->cb = cb;
@@ -654,6 +821,26 @@ static void pub_completed(struct qfs_bus *bus, struct pub *p, qfs_status st)
 
 /* ---- deliveries ---------------------------------------------------------------------------- */
 
+/* Settles a delivery with the server: "+ACK", "-NAK", "-NAK {\"delay\":ns}", "+WPI", "+TERM" to the
+ * message's reply subject. */
+static void send_ack(natsConnection *nc, natsMsg *msg, const char *body)
+{
+    const char *reply = natsMsg_GetReply(msg);
+    natsStatus s = reply && *reply ? natsConnection_PublishString(nc, reply, body) : NATS_ILLEGAL_STATE;
+    /* The server redelivers after AckWait: nothing is lost, but say so. */
+    if (s != NATS_OK && body[1] != 'W')
+        qfs_warn("cannot settle message; it will be redelivered", "action", body, "subject",
+                 natsMsg_GetSubject(msg), "error", natsStatus_GetText(s));
+}
+
+static void send_nak(natsConnection *nc, natsMsg *msg, int64_t delay_ms)
+{
+    char body[64];
+    if (delay_ms > 0) snprintf(body, sizeof(body), "-NAK {\"delay\":%lld}", (long long)delay_ms * NS_PER_MS);
+    else snprintf(body, sizeof(body), "-NAK");
+    send_ack(nc, msg, body);
+}
+
 static void deliver(struct qfs_bus *bus, struct fetcher *f, natsMsg *msg)
 {
     struct qfs_delivery *d = qfs_xcalloc(1, sizeof(*d));
@@ -673,7 +860,7 @@ static void deliver(struct qfs_bus *bus, struct fetcher *f, natsMsg *msg)
     if (d->next) d->next->prev = d;
     bus->deliveries = d;
     bus->inflight++;
-    f->received++;
+    f->held++;
     f->def.handle(bus->ctx, d);
 }
 
@@ -689,12 +876,9 @@ static void unlink_delivery(struct qfs_delivery **head, struct qfs_delivery *d)
 static void release_room(struct qfs_delivery *d)
 {
     struct fetcher *f = d->fetcher;
-    struct qfs_bus *bus = f->bus;
-    bus->inflight--;
-    pthread_mutex_lock(&bus->mu);
+    f->bus->inflight--;
     f->held--;
-    pthread_cond_broadcast(&bus->cond);
-    pthread_mutex_unlock(&bus->mu);
+    maybe_pull(f);
 }
 
 /* Removes d from the bus, returns the fetcher's room (unless already given back) and frees d. */
@@ -755,25 +939,19 @@ int64_t qfs_delivery_stored_ms(const struct qfs_delivery *d)
     return d->stored_ms;
 }
 
-static void log_settle_failure(const struct qfs_delivery *d, const char *what, natsStatus s)
-{
-    /* The server redelivers after AckWait: nothing is lost, but say so. */
-    qfs_warn("cannot settle message; it will be redelivered", "action", what, "subject",
-             qfs_delivery_subject(d), "error", natsStatus_GetText(s));
-}
-
 void qfs_delivery_ack(struct qfs_delivery *d)
 {
-    if (!d->abandoned) d->fetcher->bus->stats.acks++;
-    natsStatus s = d->abandoned ? NATS_OK : natsMsg_Ack(d->msg, NULL);
-    if (s != NATS_OK) log_settle_failure(d, "ack", s);
+    if (!d->abandoned) {
+        d->fetcher->bus->stats.acks++;
+        send_ack(d->fetcher->bus->nc, d->msg, "+ACK");
+    }
     settle(d);
 }
 
 void qfs_delivery_in_progress(struct qfs_delivery *d)
 {
     if (d->abandoned) return;
-    natsMsg_InProgress(d->msg, NULL);
+    send_ack(d->fetcher->bus->nc, d->msg, "+WPI");
     d->progress_ms = qfs_mono_ms();
 }
 
@@ -797,8 +975,7 @@ void qfs_delivery_retry(struct qfs_delivery *d, int64_t delay_ms, qfs_status st,
     qfs_info("will retry", "subject", qfs_delivery_subject(d), "trace_id", qfs_delivery_trace_id(d),
              "status", qfs_status_str(st), "reason", reason, "delivery", count, "delay_ms", delay);
     d->fetcher->bus->stats.retries++;
-    natsStatus s = delay_ms > 0 ? natsMsg_NakWithDelay(d->msg, delay_ms, NULL) : natsMsg_Nak(d->msg, NULL);
-    if (s != NATS_OK) log_settle_failure(d, "nak", s);
+    send_nak(d->fetcher->bus->nc, d->msg, delay_ms);
     settle(d);
 }
 
@@ -815,13 +992,12 @@ static void dlq_stored(void *arg, qfs_status st)
         /* The DLQ entry is not stored: leave the message to be redelivered rather than lose it. */
         qfs_error("dead-letter publish failed; message will be redelivered", "subject",
                   qfs_delivery_subject(d), "status", qfs_status_str(st));
-        natsMsg_NakWithDelay(d->msg, 5000, NULL);
+        send_nak(d->fetcher->bus->nc, d->msg, 5000);
         settle(d);
         return;
     }
     stats->dead_letters++;
-    natsStatus s = natsMsg_Term(d->msg, NULL);
-    if (s != NATS_OK) log_settle_failure(d, "term", s);
+    send_ack(d->fetcher->bus->nc, d->msg, "+TERM");
     settle(d);
 }
 
@@ -892,7 +1068,7 @@ void qfs_delivery_dead_letter(struct qfs_delivery *d, qfs_status st, const char 
         bus->stats.dead_letter_failures++;
         d->dlq = false;
         qfs_error("cannot build DLQ entry; message will be redelivered", "status", qfs_status_str(es));
-        natsMsg_NakWithDelay(d->msg, 5000, NULL);
+        send_nak(bus->nc, d->msg, 5000);
         settle(d);
     }
 }
@@ -987,24 +1163,22 @@ static void on_async(uv_async_t *h)
     while (ev) {
         struct event *next = ev->next;
         switch (ev->kind) {
-        case EV_MSG:
-            if (bus->closing) {
-                /* Fetched while the service stopped: straight back to the server. */
-                natsMsg_Nak(ev->msg, NULL);
-                natsMsg_Destroy(ev->msg);
-                pthread_mutex_lock(&bus->mu);
-                ev->fetcher->held--;
-                pthread_mutex_unlock(&bus->mu);
-            } else {
-                deliver(bus, ev->fetcher, ev->msg);
-            }
-            break;
-        case EV_PUBACK:
+        case EV_PUB_FAILED:
+            qfs_warn("publish not sent", "subject", ev->pub->subject, "msg_id", ev->pub->msg_id, "status",
+                     qfs_status_str(ev->status));
             pub_completed(bus, ev->pub, ev->status);
             break;
         case EV_FETCHER_READY:
+            if (bus->closing) break;
+            fetcher_ready(ev->fetcher);
             qfs_info("consuming", "consumer", ev->fetcher->durable, "filter", ev->fetcher->filter);
             if (++bus->fetchers_ready == bus->nfetchers && bus->ready) bus->ready(bus->ready_arg);
+            break;
+        case EV_RECONNECTED:
+            for (size_t i = 0; i < bus->nfetchers; i++) {
+                bus->fetchers[i].requested = 0;
+                maybe_pull(&bus->fetchers[i]);
+            }
             break;
         case EV_FETCHER_ENDED:
             if (--bus->fetchers_running == 0 && bus->stopped) {
@@ -1026,7 +1200,7 @@ void qfs_bus_nak_all(struct qfs_bus *bus)
     while (bus->deliveries) {
         struct qfs_delivery *d = bus->deliveries;
         bus->stats.returned++;
-        natsMsg_Nak(d->msg, NULL);
+        send_nak(bus->nc, d->msg, 0);
         unlink_delivery(&bus->deliveries, d);
         release_room(d);
         d->abandoned = true;
@@ -1038,10 +1212,16 @@ void qfs_bus_nak_all(struct qfs_bus *bus)
 
 static void on_async_closed(uv_handle_t *h);
 
-static void on_keepalive_closed(uv_handle_t *h)
+static void on_check_closed(uv_handle_t *h)
 {
     struct qfs_bus *bus = h->data;
     uv_close((uv_handle_t *)&bus->async, on_async_closed);
+}
+
+static void on_keepalive_closed(uv_handle_t *h)
+{
+    struct qfs_bus *bus = h->data;
+    uv_close((uv_handle_t *)&bus->check, on_check_closed);
 }
 
 static void on_async_closed(uv_handle_t *h)
@@ -1053,6 +1233,7 @@ static void on_async_closed(uv_handle_t *h)
     free(bus->subjects);
     free(bus->name);
     free(bus->stream);
+    free(bus->ack_inbox);
     pthread_mutex_destroy(&bus->mu);
     pthread_cond_destroy(&bus->cond);
     free(bus);
@@ -1083,17 +1264,23 @@ void qfs_bus_close(struct qfs_bus *bus, void (*closed)(void *arg), void *arg)
     pthread_mutex_lock(&bus->mu);
     pthread_cond_broadcast(&bus->cond);
     pthread_mutex_unlock(&bus->mu);
-    /* The fetch threads end within one fetch wait (it needs no loop turn to time out). What they
-     * handed over meanwhile goes back to the server (NAKs) before the flush. */
+    /* The set-up threads end within one back-off (their JetStream calls time out on their own).
+     * What the inboxes hold goes back to the server (NAKs) before the flush. */
     for (size_t i = 0; i < bus->nfetchers; i++)
         if (bus->fetchers[i].thread_started) uv_thread_join(&bus->fetchers[i].thread);
     on_async(&bus->async);
+    on_check(&bus->check);
     /* Deliveries whose handlers never let go (the service has stopped): nothing reaches them any
      * more. Freed while their fetchers still exist. */
     while (bus->abandoned) settle(bus->abandoned);
     for (size_t i = 0; i < bus->nfetchers; i++) {
         struct fetcher *f = &bus->fetchers[i];
-        if (f->sub) natsSubscription_Destroy(f->sub);
+        if (f->inbox_sub) {
+            if (f->ready) natsSubscription_Unsubscribe(f->inbox_sub);
+            natsSubscription_Destroy(f->inbox_sub);
+        }
+        free(f->inbox);
+        free(f->next_subject);
         free(f->durable);
         free(f->filter);
     }
@@ -1123,6 +1310,8 @@ static void close_finish(struct qfs_bus *bus)
     }
     if (bus->js) jsCtx_Destroy(bus->js);
     bus->js = NULL;
+    if (bus->ack_sub) natsSubscription_Destroy(bus->ack_sub);
+    bus->ack_sub = NULL;
     if (bus->nc) {
         natsConnection_Close(bus->nc);
         /* nats.c calls back (disconnected, closed) from its own thread: wait for the last one
@@ -1140,25 +1329,19 @@ static void close_finish(struct qfs_bus *bus)
     natsOptions_Destroy(bus->nopts);
     bus->nopts = NULL;
 
-    /* Drop queued events; outstanding pubs that nats.c still holds are freed with their table. */
+    /* Drop queued events and the publishes still waiting for a PubAck. */
     pthread_mutex_lock(&bus->mu);
     struct event *ev = bus->ev_head;
     bus->ev_head = bus->ev_tail = NULL;
-    for (size_t h = 0; h < PUB_BUCKETS; h++) {
-        struct pub *p = bus->buckets[h];
-        while (p) {
-            struct pub *n = p->next;
-            p->msg = NULL; /* owned by nats.c, which freed it on close */
-            pub_free(p);
-            p = n;
-        }
-        bus->buckets[h] = NULL;
-    }
     pthread_mutex_unlock(&bus->mu);
+    while (bus->oldest) {
+        struct pub *p = bus->oldest;
+        pub_unlink(bus, p);
+        pub_free(p);
+    }
     while (ev) {
         struct event *n = ev->next;
-        if (ev->kind == EV_MSG) natsMsg_Destroy(ev->msg);
-        if (ev->kind == EV_PUBACK) pub_free(ev->pub);
+        if (ev->kind == EV_PUB_FAILED) pub_free(ev->pub);
         free(ev);
         ev = n;
     }

@@ -364,7 +364,11 @@ static void test_drain_deadline_returns_unfinished_work(void **state)
         qfs_test_proc_dump_log(e->svc[1], 30);
     }
     assert_non_null(out);
-    assert_int_equal(cJSON_GetObjectItem(out, "delivery")->valueint, 2);
+    /* Back within 20 s, so through the NAK, not after the 30 s AckWait. Its delivery count may
+     * read 1: the server first offers a NAKed message to the pull request the stopped instance
+     * left open, finds no one listening, and takes that delivery back. */
+    assert_true(cJSON_GetObjectItem(out, "delivery")->valueint >= 1);
+    assert_int_equal(cJSON_GetObjectItem(out, "stream_seq")->valueint, 1);
     cJSON_Delete(out);
     assert_true(qfs_test_eventually(all_settled, e, 10000));
 }
