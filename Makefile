@@ -43,7 +43,7 @@ dev: ## Run the local stack in the foreground until Ctrl-C, then stop it
 	echo "  tools/stack --dir $(STACK_DIR) status     # processes, pids and ports"; \
 	echo "  ls $(STACK_DIR)/logs/                     # nats, redis, aws-sim, qualys-sim logs"; \
 	echo "Watching the bus with 'nats sub \"qfs.>\"' needs the nats CLI, which Debian does not package;"; \
-	echo "'qfsctl tail' will do the same once qfsctl exists."; \
+	echo "build/bin/qfsctl tail does the same (. $(STACK_DIR)/env first)."; \
 	echo; \
 	echo "Press Ctrl-C to stop the stack."; \
 	while sleep 2; do \

@@ -19,6 +19,10 @@
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
 #define WAIT_FOR_NATS_MS 1000
+/* Batches a receiver may have on their way to the stream while it receives the next: SQS answers
+ * in tens of milliseconds, and waiting for the PubAcks and the delete before asking again would
+ * halve what a receiver moves. */
+#define BATCHES_PER_RECEIVER 4
 
 struct ingest_config {
     char *queue_url;
@@ -66,6 +70,7 @@ struct receiver {
     uv_timer_t timer; /* backoff and waiting for NATS */
     unsigned failures;
     bool receiving;
+    size_t batches; /* received and not yet deleted */
 };
 
 struct ingest {
@@ -119,9 +124,10 @@ static void batch_end(struct batch *b)
     struct receiver *rx = b->rx;
     struct ingest *in = rx->in;
     in->batches--;
+    rx->batches--;
     batch_free(b);
-    /* Straight back to SQS: a full batch suggests more are waiting. */
-    if (!qfs_svc_is_draining(in->svc)) schedule(rx, 0);
+    /* A receiver held back by its batches in flight goes on. */
+    if (!qfs_svc_is_draining(in->svc) && !rx->receiving) schedule(rx, 0);
 }
 
 static void on_deleted(const struct qfs_aws_response *r, const struct qfs_sqs_batch_result *res, void *arg)
@@ -225,6 +231,8 @@ static void on_received(const struct qfs_aws_response *r, const struct qfs_sqs_m
     struct receiver *rx = arg;
     struct ingest *in = rx->in;
     rx->receiving = false;
+    /* A long poll cancelled because the service stops is not a failure worth a warning. */
+    if (r->status != QFS_OK && qfs_svc_is_draining(in->svc)) return;
     if (r->status != QFS_OK) {
         rx->failures++;
         uint64_t delay = backoff_ms(rx->failures);
@@ -248,6 +256,7 @@ static void on_received(const struct qfs_aws_response *r, const struct qfs_sqs_m
     b->n = msgs->count;
     b->pending = 1; /* held while the batch is handed out */
     in->batches++;
+    rx->batches++;
     for (size_t i = 0; i < msgs->count; i++) {
         const struct qfs_sqs_message *m = &msgs->items[i];
         struct item *it = &b->items[i];
@@ -262,12 +271,14 @@ static void on_received(const struct qfs_aws_response *r, const struct qfs_sqs_m
         }
     }
     if (--b->pending == 0) batch_settled(b);
+    /* More are likely waiting: ask again while this batch goes to the stream. */
+    if (!qfs_svc_is_draining(in->svc)) schedule(rx, 0);
 }
 
 static void receive(struct receiver *rx)
 {
     struct ingest *in = rx->in;
-    if (qfs_svc_is_draining(in->svc) || rx->receiving) return;
+    if (qfs_svc_is_draining(in->svc) || rx->receiving || rx->batches >= BATCHES_PER_RECEIVER) return;
     /* With NATS away, leave the messages in SQS rather than hold them here. */
     if (!qfs_bus_is_connected(qfs_svc_bus(in->svc))) {
         schedule(rx, WAIT_FOR_NATS_MS);

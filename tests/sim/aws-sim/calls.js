@@ -4,7 +4,8 @@
 
 const { isoSeconds } = require('./util');
 
-// The log keeps the most recent calls only, so a long-running sim does not grow without bound.
+// The log keeps the most recent calls only (between MAX_CALLS and a tenth more), so a long-running
+// sim does not grow without bound.
 const MAX_CALLS = 5000;
 
 class CallLog {
@@ -33,7 +34,8 @@ class CallLog {
       duration_ms: entry.durationMs,
     };
     this.calls.push(e);
-    if (this.calls.length > MAX_CALLS) this.calls.splice(0, this.calls.length - MAX_CALLS);
+    // Trimmed a tenth at a time: cutting one entry per call moves the whole log on every call.
+    if (this.calls.length > MAX_CALLS + MAX_CALLS / 10) this.calls.splice(0, this.calls.length - MAX_CALLS);
     const s = (this.counts[e.service] = this.counts[e.service] || {});
     const o = (s[e.operation] = s[e.operation] || {});
     o[e.status] = (o[e.status] || 0) + 1;
