@@ -146,6 +146,9 @@ qfs_status qfs_aws_parse_container_credentials(const char *body, size_t len,
         st = qfs_aws_json_string(root, "Expiration", 64, &exp);
         if (st == QFS_NOT_FOUND) st = QFS_OK;
         else if (st == QFS_OK && !qfs_aws_parse_time(exp, &out->expires_ms)) st = QFS_PROTOCOL;
+        /* 0 means "never expires" (long-term keys): an Expiration at or before the epoch is an
+         * expired credential, not that. */
+        else if (st == QFS_OK && out->expires_ms <= 0) out->expires_ms = 1;
     }
     if (st == QFS_OK && (!out->access_key_id[0] || !out->secret_access_key[0])) st = QFS_PROTOCOL;
     if (st == QFS_NOT_FOUND || st == QFS_TOO_BIG) st = QFS_PROTOCOL;

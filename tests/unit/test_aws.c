@@ -19,6 +19,7 @@
 #include "qfs/aws_sqs.h"
 #include "qfs/aws_sts.h"
 #include "qfs/log.h"
+#include "qfs/util.h"
 
 /* ---- helpers ---- */
 
@@ -304,6 +305,12 @@ static void test_container_credentials_json(void **state)
     assert_int_equal(qfs_aws_parse_container_credentials(no_token, strlen(no_token), &c), QFS_OK);
     assert_null(c.session_token);
     assert_int_equal(c.expires_ms, 0);
+    qfs_aws_credentials_cleanup(&c);
+
+    /* An Expiration at the epoch is expired, never "no expiry". */
+    const char *epoch = "{\"AccessKeyId\":\"A\",\"SecretAccessKey\":\"s\",\"Expiration\":\"1970-01-01T00:00:00Z\"}";
+    assert_int_equal(qfs_aws_parse_container_credentials(epoch, strlen(epoch), &c), QFS_OK);
+    assert_true(c.expires_ms > 0 && c.expires_ms < qfs_now_ms());
     qfs_aws_credentials_cleanup(&c);
 
     const char *bad[] = {

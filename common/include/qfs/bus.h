@@ -1,5 +1,5 @@
 /* The JetStream bus: the QFS stream, durable pull consumers, publishes that wait for their PubAck,
- * and deliveries handed from nats.c threads to the libuv loop. All callbacks run on the loop. */
+ * and deliveries read on the libuv loop's thread. All callbacks run on the loop. */
 #ifndef QFS_BUS_H
 #define QFS_BUS_H
 
@@ -49,12 +49,12 @@ typedef void (*qfs_bus_ready_fn)(void *arg);
 /* Connects (retrying forever, reconnecting forever) with nats.c's libuv adapter on loop, which must
  * run on the calling thread. Copies opts. Returns QFS_INVALID_ARG for bad options. */
 qfs_status qfs_bus_new(struct qfs_bus **out, uv_loop_t *loop, const struct qfs_bus_options *opts);
-/* Creates the stream and the consumers (idempotent, safe when several processes race) in a worker
- * thread, then starts one fetch thread per consumer. handle(ctx, d) gets each message. */
+/* Creates the stream and the consumers (idempotent, safe when several processes race) on a thread
+ * per consumer, then pulls each consumer's messages on the loop. handle(ctx, d) gets each message. */
 qfs_status qfs_bus_start(struct qfs_bus *bus, const struct qfs_consumer_def *defs, size_t n,
                          void *ctx, qfs_bus_ready_fn ready, void *ready_arg);
-/* Stops fetching. done(arg) runs on the loop when every fetch thread has ended; messages already
- * fetched are still delivered and must be settled. */
+/* Stops pulling: what arrives from now on goes straight back to the server (NAK). done(arg) runs on
+ * the loop once the set-up threads have ended; deliveries already handed out must be settled. */
 void qfs_bus_stop_fetching(struct qfs_bus *bus, void (*done)(void *arg), void *arg);
 /* Number of deliveries not yet settled and publishes not yet acknowledged. */
 size_t qfs_bus_inflight(const struct qfs_bus *bus);
