@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "qfs/kv.h"
 #include "qfs/proto_codec.h"
 #include "qfs/util.h"
 
@@ -112,4 +113,76 @@ void qfs_skip_cleanup(struct qfs_skip *m)
     }
     qfs_deploy_cleanup(&m->deploy);
     memset(m, 0, sizeof(*m));
+}
+
+/* ---- a deploy's skip list ------------------------------------------------------------------------ */
+
+void qfs_deploy_skips_key(const char *event_id, char *out, size_t n)
+{
+    snprintf(out, n, "skips:%s", event_id);
+}
+
+bool qfs_deploy_skip_is_kept(const struct qfs_skip *s)
+{
+    return s->reason != QFS_SKIP_CACHED && s->reason != QFS_SKIP_IN_FLIGHT;
+}
+
+/* A copy of s of at most max bytes, cut at a character boundary with "..." (max >= 4); NULL
+ * stays NULL. */
+static char *cut_text(const char *s, size_t max)
+{
+    if (!s) return NULL;
+    size_t n = strlen(s);
+    if (n <= max) return qfs_xstrdup(s);
+    size_t k = max - 3;
+    while (k > 0 && ((unsigned char)s[k] & 0xC0) == 0x80) k--;
+    if (k == 0) return qfs_xstrdup("...");
+    char *out = qfs_xmalloc(k + 4);
+    memcpy(out, s, k);
+    memcpy(out + k, "...", 4);
+    return out;
+}
+
+qfs_status qfs_deploy_skip_entry(const struct qfs_skip *s, char **json)
+{
+    /* Ever smaller forms, until one fits a list element. */
+    static const struct {
+        size_t text;       /* bytes of image, detail and principal */
+        size_t containers; /* names kept */
+        bool ecs;          /* task definition, cluster and service kept */
+    } levels[] = {
+        {SIZE_MAX, QFS_PROTO_MAX_CONTAINERS, true},
+        {1024, 50, true},
+        {512, 20, true},
+        {256, 5, true},
+        {128, 0, false},
+        {32, 0, false},
+    };
+    *json = NULL;
+    for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
+        struct qfs_skip c = *s; /* borrowed strings, replaced by cut copies below */
+        char *image = levels[i].text == SIZE_MAX ? NULL : cut_text(s->image, levels[i].text);
+        char *detail = levels[i].text == SIZE_MAX ? NULL : cut_text(s->detail, levels[i].text);
+        char *principal =
+            levels[i].text == SIZE_MAX ? NULL : cut_text(s->deploy.principal, levels[i].text);
+        if (levels[i].text != SIZE_MAX) {
+            c.image = image;
+            c.detail = detail;
+            c.deploy.principal = principal;
+        }
+        if (c.deploy.ncontainers > levels[i].containers) c.deploy.ncontainers = levels[i].containers;
+        if (!levels[i].ecs) c.deploy.task_definition_arn = c.deploy.cluster = c.deploy.service = NULL;
+        char *out = NULL;
+        qfs_status st = qfs_skip_encode(&c, &out);
+        free(image);
+        free(detail);
+        free(principal);
+        if (st != QFS_OK) return st;
+        if (strlen(out) <= QFS_KV_MAX_LIST_VALUE) {
+            *json = out;
+            return QFS_OK;
+        }
+        free(out);
+    }
+    return QFS_TOO_BIG;
 }

@@ -68,11 +68,6 @@ qfs_status notifier_keys_of(const struct notifier_outcome *o, struct notifier_ke
     return QFS_OK;
 }
 
-void notifier_skips_key(const char *event_id, char *out, size_t n)
-{
-    snprintf(out, n, "skips:%s", event_id);
-}
-
 /* ---- previous findings ----------------------------------------------------------------------- */
 
 qfs_status notifier_qids_parse(const char *json, size_t len, struct notifier_qids *out)
@@ -302,11 +297,6 @@ size_t notifier_attributes_bytes(const struct qfs_sns_attribute *a, size_t n)
 
 /* ---- not-scanned images ---------------------------------------------------------------------- */
 
-bool notifier_skip_is_kept(const struct qfs_skip *s)
-{
-    return s->reason != QFS_SKIP_CACHED && s->reason != QFS_SKIP_IN_FLIGHT;
-}
-
 void notifier_not_scanned_add(struct notifier_not_scanned *l, const char *event_id,
                               const char *const *items, const size_t *lens, size_t n)
 {
@@ -321,7 +311,7 @@ void notifier_not_scanned_add(struct notifier_not_scanned *l, const char *event_
             qfs_warn("ignoring a stored skip record", "event_id", event_id, "reason", err);
             continue;
         }
-        if (!notifier_skip_is_kept(&s) || strcmp(s.deploy.event_id, event_id) != 0) {
+        if (!qfs_deploy_skip_is_kept(&s) || strcmp(s.deploy.event_id, event_id) != 0) {
             qfs_skip_cleanup(&s);
             continue;
         }
@@ -502,66 +492,6 @@ void notifier_message_cleanup(struct notifier_message *m)
 }
 
 /* ---- skip records kept in the store ---------------------------------------------------------- */
-
-/* A copy of s of at most max bytes, cut at a character boundary with "..." (max >= 4); NULL
- * stays NULL. */
-static char *cut_text(const char *s, size_t max)
-{
-    if (!s) return NULL;
-    size_t n = strlen(s);
-    if (n <= max) return qfs_xstrdup(s);
-    size_t k = max - 3;
-    while (k > 0 && ((unsigned char)s[k] & 0xC0) == 0x80) k--;
-    if (k == 0) return qfs_xstrdup("...");
-    char *out = qfs_xmalloc(k + 4);
-    memcpy(out, s, k);
-    memcpy(out + k, "...", 4);
-    return out;
-}
-
-qfs_status notifier_skip_entry(const struct qfs_skip *s, char **json)
-{
-    /* Ever smaller forms, until one fits a list element. */
-    static const struct {
-        size_t text;       /* bytes of image, detail and principal */
-        size_t containers; /* names kept */
-        bool ecs;          /* task definition, cluster and service kept */
-    } levels[] = {
-        {SIZE_MAX, QFS_PROTO_MAX_CONTAINERS, true},
-        {1024, 50, true},
-        {512, 20, true},
-        {256, 5, true},
-        {128, 0, false},
-        {32, 0, false},
-    };
-    *json = NULL;
-    for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
-        struct qfs_skip c = *s; /* borrowed strings, replaced by cut copies below */
-        char *image = levels[i].text == SIZE_MAX ? NULL : cut_text(s->image, levels[i].text);
-        char *detail = levels[i].text == SIZE_MAX ? NULL : cut_text(s->detail, levels[i].text);
-        char *principal =
-            levels[i].text == SIZE_MAX ? NULL : cut_text(s->deploy.principal, levels[i].text);
-        if (levels[i].text != SIZE_MAX) {
-            c.image = image;
-            c.detail = detail;
-            c.deploy.principal = principal;
-        }
-        if (c.deploy.ncontainers > levels[i].containers) c.deploy.ncontainers = levels[i].containers;
-        if (!levels[i].ecs) c.deploy.task_definition_arn = c.deploy.cluster = c.deploy.service = NULL;
-        char *out = NULL;
-        qfs_status st = qfs_skip_encode(&c, &out);
-        free(image);
-        free(detail);
-        free(principal);
-        if (st != QFS_OK) return st;
-        if (strlen(out) <= QFS_KV_MAX_LIST_VALUE) {
-            *json = out;
-            return QFS_OK;
-        }
-        free(out);
-    }
-    return QFS_TOO_BIG;
-}
 
 /* ---- the notification record ----------------------------------------------------------------- */
 

@@ -25,9 +25,6 @@ struct qfs_kv;
 /* How long the store keeps what the notifier writes (services/DESIGN.md). */
 #define NOTIFIER_NOTIFIED_TTL_S (7LL * 86400)
 #define NOTIFIER_FINDINGS_TTL_S (90LL * 86400)
-#define NOTIFIER_SKIPS_TTL_S 86400LL
-/* Skip records kept per deploy event. */
-#define NOTIFIER_MAX_SKIPS 100
 /* The message attributes: severity, account, region, repository. */
 #define NOTIFIER_NATTRIBUTES 4
 
@@ -62,8 +59,6 @@ struct notifier_keys {
 };
 /* QFS_INVALID_ARG when the image has no key (a decoded outcome always has one). */
 qfs_status notifier_keys_of(const struct notifier_outcome *o, struct notifier_keys *k);
-/* Writes "skips:<event id>" into out (n bytes). */
-void notifier_skips_key(const char *event_id, char *out, size_t n);
 
 /* ---- the decision ---------------------------------------------------------------------------- */
 
@@ -136,12 +131,6 @@ void notifier_message_cleanup(struct notifier_message *m);
 
 /* ---- what is stored and recorded ------------------------------------------------------------- */
 
-/* The skip record s as stored in skips:<event id>: a qfs.skip.v1 record of at most
- * QFS_KV_MAX_LIST_VALUE bytes (long texts cut with "...", containers and ECS names dropped when
- * needed). *json is the caller's. QFS_INVALID_ARG when s cannot be encoded. */
-qfs_status notifier_skip_entry(const struct qfs_skip *s, char **json);
-/* True for the skips the notifier keeps: the parser's, not the cache's cached / in_flight. */
-bool notifier_skip_is_kept(const struct qfs_skip *s);
 
 /* Adds the notification record of o to ob: sent (with subject, message_id and msg's counts) or
  * not sent (dec's reason), on qfs.notifications.<account>.<region> with Nats-Msg-Id
@@ -185,8 +174,5 @@ bool notifier_status_is_retryable(qfs_status st);
  * notification record. */
 void notifier_handle_outcome(const struct notifier_deps *deps, struct notifier_outcome *o,
                              notifier_done_fn cb, void *arg);
-/* Keeps a skip record (borrowed) of the parser in skips:<event id>; ignores the cache's. */
-void notifier_handle_skip(const struct notifier_deps *deps, const struct qfs_skip *s,
-                          notifier_done_fn cb, void *arg);
 
 #endif

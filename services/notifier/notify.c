@@ -195,7 +195,7 @@ static void step_skips(struct job *j)
             seen = strcmp(deploys[k].event_id, deploys[i].event_id) == 0;
         if (seen) continue;
         char key[QFS_KV_MAX_KEY];
-        notifier_skips_key(deploys[i].event_id, key, sizeof(key));
+        qfs_deploy_skips_key(deploys[i].event_id, key, sizeof(key));
         qfs_status s = kv_get_list(j, key, on_skips);
         if (s != QFS_OK) fail_store(j, s, "reading the skips of a deploy");
         return;
@@ -327,55 +327,4 @@ void notifier_handle_outcome(const struct notifier_deps *deps, struct notifier_o
     }
     qfs_status s = kv_get(j, j->keys.notified, on_notified);
     if (s != QFS_OK) fail_store(j, s, "reading the notified marker");
-}
-
-/* ---- skips ----------------------------------------------------------------------------------- */
-
-struct skip_job {
-    notifier_done_fn cb;
-    void *arg;
-    char key[QFS_KV_MAX_KEY];
-};
-
-static void skip_end(struct skip_job *k, qfs_status st)
-{
-    struct qfs_outbox ob;
-    qfs_outbox_init(&ob);
-    char reason[128];
-    snprintf(reason, sizeof(reason), "cache store: appending a skip: %s", qfs_status_str(st));
-    k->cb(k->arg, st, st == QFS_OK ? NULL : reason, st == QFS_OK ? &ob : NULL);
-    qfs_outbox_cleanup(&ob);
-    free(k);
-}
-
-static void on_appended(const struct qfs_kv_result *r, void *arg)
-{
-    struct skip_job *k = arg;
-    if (r->status == QFS_OK && r->dropped)
-        qfs_info("skip list full; this skip is not listed", "key", k->key);
-    skip_end(k, r->status);
-}
-
-void notifier_handle_skip(const struct notifier_deps *deps, const struct qfs_skip *s,
-                          notifier_done_fn cb, void *arg)
-{
-    struct skip_job *k = qfs_xcalloc(1, sizeof(*k));
-    k->cb = cb;
-    k->arg = arg;
-    if (!notifier_skip_is_kept(s)) {
-        skip_end(k, QFS_OK);
-        return;
-    }
-    char *json = NULL;
-    if (notifier_skip_entry(s, &json) != QFS_OK) {
-        free(k);
-        cb(arg, QFS_INTERNAL, "the skip record could not be stored", NULL);
-        return;
-    }
-    notifier_skips_key(s->deploy.event_id, k->key, sizeof(k->key));
-    qfs_status st = deps->kv ? qfs_kv_append(deps->kv, k->key, json, strlen(json),
-                                             NOTIFIER_SKIPS_TTL_S, NOTIFIER_MAX_SKIPS, on_appended, k)
-                             : QFS_UNAVAILABLE;
-    free(json);
-    if (st != QFS_OK) skip_end(k, st);
 }

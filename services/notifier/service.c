@@ -1,5 +1,6 @@
 /* qfs-notifier as a service: configuration, the clients (cache store, SNS) and the handlers of
- * qfs.scans.completed.>, qfs.scans.failed.> and qfs.scans.skipped.>. */
+ * qfs.scans.completed.> and qfs.scans.failed.>. The skips of each deploy come from the store,
+ * where the parser lists them (skips:<event id>). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -201,21 +202,6 @@ static void handle_failed(void *ctx, struct qfs_delivery *d)
     handle_outcome(ctx, d, QFS_NOTIFY_SOURCE_SCAN_FAILURE);
 }
 
-static void handle_skip(void *ctx, struct qfs_delivery *d)
-{
-    struct notifier_state *st = qfs_svc_data(ctx);
-    size_t len = 0;
-    const char *data = qfs_delivery_data(d, &len);
-    struct qfs_skip skip;
-    char err[256];
-    if (qfs_skip_decode(data, len, &skip, err, sizeof(err)) != QFS_OK) {
-        qfs_delivery_dead_letter(d, QFS_PROTOCOL, err);
-        return;
-    }
-    notifier_handle_skip(&st->deps, &skip, on_done, pending_new(st, d));
-    qfs_skip_cleanup(&skip);
-}
-
 static void on_keepalive(uv_timer_t *t)
 {
     struct notifier_state *st = t->data;
@@ -340,7 +326,6 @@ static const struct qfs_consumer_def notifier_consumers[] = {
     {.durable = "notifier-completed", .subject = QFS_SUBJECT_SCANS_COMPLETED,
      .handle = handle_completed},
     {.durable = "notifier-failed", .subject = QFS_SUBJECT_SCANS_FAILED, .handle = handle_failed},
-    {.durable = "notifier-skips", .subject = QFS_SUBJECT_SCANS_SKIPPED, .handle = handle_skip},
 };
 
 const struct qfs_service_def notifier_service = {

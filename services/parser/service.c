@@ -108,6 +108,62 @@ static void count_parsed(struct qfs_svc *svc, const struct parser_plan *plan, si
     }
 }
 
+/* An event's outputs, held while its skips are listed for the notifier. */
+struct listing {
+    struct qfs_delivery *d;
+    struct qfs_outbox ob;
+    size_t pending;
+    qfs_status failed; /* the first failed append, QFS_OK when none */
+    char key[QFS_KV_MAX_KEY];
+};
+
+static void listing_done(struct listing *l)
+{
+    if (l->failed != QFS_OK && qfs_delivery_count(l->d) < 3) {
+        char why[128];
+        snprintf(why, sizeof(why), "cache store: listing the deploy's skips: %s", qfs_status_str(l->failed));
+        qfs_outbox_cleanup(&l->ob);
+        qfs_delivery_retry(l->d, 2000, l->failed, why);
+    } else {
+        /* After a few tries the images go out anyway: a notification then just cannot name the
+         * deploy's images that were not scanned. */
+        if (l->failed != QFS_OK)
+            qfs_warn("the deploy's skips are not listed; its notifications will not name them", "key",
+                     l->key, "status", qfs_status_str(l->failed));
+        qfs_delivery_finish(l->d, &l->ob, 2000);
+    }
+    free(l);
+}
+
+static void on_listed(const struct qfs_kv_result *r, void *arg)
+{
+    struct listing *l = arg;
+    if (r->status != QFS_OK && l->failed == QFS_OK) l->failed = r->status;
+    if (r->status == QFS_OK && r->dropped) qfs_info("skip list full; a skip is not listed", "key", l->key);
+    if (--l->pending == 0) listing_done(l);
+}
+
+/* Appends the event's skips to skips:<event id> before its image records go out, so the
+ * notification of any of its images finds them; then publishes the outputs. */
+static void list_skips(struct parser_state *st, const struct parser_plan *plan, struct listing *l)
+{
+    qfs_deploy_skips_key(plan->deploy.event_id, l->key, sizeof(l->key));
+    l->pending = 1; /* held while the appends start */
+    for (size_t i = 0; i < plan->nskips && st->kv; i++) {
+        if (!qfs_deploy_skip_is_kept(&plan->skips[i])) continue;
+        char *json = NULL;
+        if (qfs_deploy_skip_entry(&plan->skips[i], &json) != QFS_OK) continue; /* logged by the codec */
+        l->pending++;
+        if (qfs_kv_append(st->kv, l->key, json, strlen(json), QFS_DEPLOY_SKIPS_TTL_S, QFS_DEPLOY_SKIPS_MAX,
+                          on_listed, l) != QFS_OK) {
+            l->pending--;
+            if (l->failed == QFS_OK) l->failed = QFS_UNAVAILABLE;
+        }
+        free(json);
+    }
+    if (--l->pending == 0) listing_done(l);
+}
+
 static void on_resolved(void *arg, qfs_status st, const char *reason, struct parser_plan *plan,
                         struct parser_image *images, size_t n)
 {
@@ -122,10 +178,12 @@ static void on_resolved(void *arg, qfs_status st, const char *reason, struct par
         qfs_delivery_retry(d, delay > 60000 ? 60000 : delay, st, reason);
         return;
     }
-    struct qfs_outbox ob;
-    qfs_outbox_init(&ob);
-    if (parser_build(plan, images, n, &ob) != QFS_OK) {
-        qfs_outbox_cleanup(&ob);
+    struct listing *l = qfs_xcalloc(1, sizeof(*l));
+    l->d = d;
+    qfs_outbox_init(&l->ob);
+    if (parser_build(plan, images, n, &l->ob) != QFS_OK) {
+        qfs_outbox_cleanup(&l->ob);
+        free(l);
         qfs_delivery_dead_letter(d, QFS_INTERNAL, "the parser could not encode its outputs");
         return;
     }
@@ -135,7 +193,7 @@ static void on_resolved(void *arg, qfs_status st, const char *reason, struct par
     count_parsed(svc, plan, n);
     qfs_info("parsed", "trace_id", plan->deploy.event_id, "event", plan->deploy.event_name, "images",
              nimg, "skips", nskip);
-    qfs_delivery_finish(d, &ob, 2000);
+    list_skips(qfs_svc_data(svc), plan, l);
 }
 
 static void handle_event(void *ctx, struct qfs_delivery *d)

@@ -15,6 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "qfs/kv.h"
+#include "qfs/proto_skip.h"
 #include "qfs/util.h"
 #include "testlib.h"
 
@@ -142,6 +144,16 @@ static void test_register_task_definition_resolves_digest(void **state)
     deliver(e, ev);
     free(ev);
     cJSON *img = wait_for(e, "qfs.images.>", "evt-register-1");
+    /* The deploy's skip was listed for the notifier before its image record went out. */
+    char key[QFS_KV_MAX_KEY];
+    qfs_deploy_skips_key("evt-register-1", key, sizeof(key));
+    char **listed = qfs_test_kv_list(&e->stack, key);
+    assert_non_null(listed[0]);
+    assert_null(listed[1]);
+    assert_non_null(strstr(listed[0], "\"reason\":\"not_ecr\""));
+    assert_non_null(strstr(listed[0], "nginx:1.25"));
+    free(listed[0]);
+    free(listed);
     assert_string_equal(cJSON_GetObjectItem(img, "repository")->valuestring, "web");
     assert_string_equal(cJSON_GetObjectItem(img, "tag")->valuestring, "1.4.2");
     /* The digest the seed gives web:1.4.2 in ECR: the tag was resolved through DescribeImages. */
@@ -424,6 +436,44 @@ static void test_parser_killed_mid_burst(void **state)
     for (int i = 0; i < 30; i++) assert_int_equal(count_for(e, "qfs.images.>", ids[i], NULL), 1);
 }
 
+/* Last: redis-server does not come back. With the store away the deploy's skips cannot be listed
+ * for the notifier: the event is tried again, and after its third delivery its image records go
+ * out anyway, the missing list logged. */
+static void test_store_down_delays_but_never_drops_a_deploy(void **state)
+{
+    struct env *e = *state;
+    char path[700];
+    snprintf(path, sizeof(path), "%s/pids/redis.pid", e->stack.dir);
+    char *pid_text = qfs_test_read_file(path, NULL);
+    assert_non_null(pid_text);
+    pid_t pid = (pid_t)atol(pid_text);
+    free(pid_text);
+    assert_true(pid > 1);
+    assert_int_equal(kill(pid, SIGKILL), 0);
+
+    char *ev = event("evt-store-down", "111122223333", "eu-west-1",
+                     "{\"eventVersion\":\"1.11\",\"eventSource\":\"ecs.amazonaws.com\","
+                     "\"eventName\":\"RegisterTaskDefinition\",\"awsRegion\":\"eu-west-1\","
+                     "\"eventTime\":\"2026-05-01T10:00:00Z\",\"recipientAccountId\":\"111122223333\","
+                     "\"responseElements\":{\"taskDefinition\":{"
+                     "\"taskDefinitionArn\":\"arn:aws:ecs:eu-west-1:111122223333:task-definition/down:1\","
+                     "\"containerDefinitions\":[{\"name\":\"app\",\"image\":"
+                     "\"111122223333.dkr.ecr.eu-west-1.amazonaws.com/web:1.4.2\"},{\"name\":\"proxy\","
+                     "\"image\":\"nginx:1.25\"}]}}}");
+    deliver(e, ev);
+    free(ev);
+    cJSON *img = wait_for(e, "qfs.images.>", "evt-store-down");
+    assert_string_equal(cJSON_GetObjectItem(img, "repository")->valuestring, "web");
+    cJSON_Delete(img);
+    cJSON_Delete(wait_for(e, "qfs.scans.skipped.>", "evt-store-down"));
+    assert_int_equal(count_for(e, "qfs.images.>", "evt-store-down", NULL), 1);
+    char *log = qfs_test_read_file(e->parser->log_path, NULL);
+    assert_non_null(log);
+    assert_non_null(strstr(log, "the deploy's skips are not listed"));
+    assert_non_null(strstr(log, "\"msg\":\"will retry\""));
+    free(log);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -434,6 +484,7 @@ int main(void)
         cmocka_unit_test(test_tag_lookups_are_shared_but_never_older_than_the_deploy),
         cmocka_unit_test(test_ingest_killed_between_publish_and_delete),
         cmocka_unit_test(test_parser_killed_mid_burst),
+        cmocka_unit_test(test_store_down_delays_but_never_drops_a_deploy),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,7 +1,10 @@
 /* Helpers for integration tests: temp dirs, child processes, free ports, real servers. */
 #include "testlib.h"
 
+#include "qfs/kv.h"
 #include "qfs/proto.h"
+#include "qfs/proto_skip.h"
+#include "qfs/util.h"
 
 #include <cjson/cJSON.h>
 #include <nats/nats.h>
@@ -484,6 +487,60 @@ void qfs_test_http_ok(const char *method, const char *base, const char *path, co
         abort();
     }
     free(body);
+}
+
+/* ---- the cache store ---------------------------------------------------------------------------- */
+
+struct kv_call {
+    bool done;
+    qfs_status status;
+    char **items;
+};
+
+static void on_kv(const struct qfs_kv_result *r, void *arg)
+{
+    struct kv_call *c = arg;
+    c->done = true;
+    c->status = r->status;
+    if (r->status != QFS_OK) return;
+    c->items = qfs_xcalloc(r->n + 1, sizeof(char *));
+    for (size_t i = 0; i < r->n; i++) c->items[i] = qfs_xstrndup(r->items[i], r->lens[i]);
+}
+
+/* Runs one store operation (append when value is set, else get_list) on a loop of its own. */
+static char **kv_call(const struct qfs_test_stack *st, const char *key, const char *value)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct qfs_kv_config cfg = {.backend = QFS_KV_REDIS,
+                                .redis_url = (char *)qfs_test_stack_get(st, "QFS_REDIS_URL"),
+                                .ttl_seconds = 3600,
+                                .prefix = (char *)"qfs:"};
+    struct qfs_kv *kv = NULL;
+    if (qfs_kv_new(&loop, &cfg, NULL, &kv) != QFS_OK) die("qfs_kv_new");
+    struct kv_call c = {0};
+    qfs_status s = value ? qfs_kv_append(kv, key, value, strlen(value), QFS_DEPLOY_SKIPS_TTL_S,
+                                         QFS_DEPLOY_SKIPS_MAX, on_kv, &c)
+                         : qfs_kv_get_list(kv, key, on_kv, &c);
+    if (s != QFS_OK) die("cache store call");
+    while (!c.done) uv_run(&loop, UV_RUN_ONCE);
+    qfs_kv_free(kv, NULL, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    if (c.status == QFS_NOT_FOUND) c.items = qfs_xcalloc(1, sizeof(char *));
+    else if (c.status != QFS_OK) die(qfs_status_str(c.status));
+    return c.items;
+}
+
+void qfs_test_kv_append(const struct qfs_test_stack *st, const char *key, const char *value)
+{
+    char **none = kv_call(st, key, value);
+    free(none);
+}
+
+char **qfs_test_kv_list(const struct qfs_test_stack *st, const char *key)
+{
+    return kv_call(st, key, NULL);
 }
 
 void qfs_test_seed_image(const struct qfs_test_stack *st, const cJSON *image)

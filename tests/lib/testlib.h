@@ -123,6 +123,12 @@ uint64_t qfs_test_publish(jsCtx *js, const char *subject, const char *body, cons
  * url is the NATS server. The caller deletes the array. */
 struct cJSON *qfs_test_stored(const char *url, const char *filter);
 
+/* The stack's cache store (its Redis, the services' default QFS_CACHE_PREFIX): appends value to
+ * the list at key, or reads that list (a NULL-terminated array of the elements, oldest first; the
+ * caller frees each and the array; an absent key gives an empty array). Abort the test on failure. */
+void qfs_test_kv_append(const struct qfs_test_stack *st, const char *key, const char *value);
+char **qfs_test_kv_list(const struct qfs_test_stack *st, const char *key);
+
 /* Polls fn(arg) every 20 ms until it returns true or timeout_ms passes. */
 bool qfs_test_eventually(bool (*fn)(void *arg), void *arg, int timeout_ms);
 

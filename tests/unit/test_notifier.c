@@ -440,8 +440,8 @@ static void test_skip_entries(void **state)
 {
     struct qfs_skip s = make_skip(QFS_SKIP_NOT_ECR, EVENT_ID, "nginx:1.25");
     char *small = NULL;
-    assert_int_equal(notifier_skip_entry(&s, &small), QFS_OK);
-    assert_true(notifier_skip_is_kept(&s));
+    assert_int_equal(qfs_deploy_skip_entry(&s, &small), QFS_OK);
+    assert_true(qfs_deploy_skip_is_kept(&s));
 
     /* Every text at its bound, in four-byte characters, 100 long container names: cut to fit. */
     struct qfs_skip big = make_skip(QFS_SKIP_INVALID_IMAGE, EVENT_ID, NULL);
@@ -467,7 +467,7 @@ static void test_skip_entries(void **state)
     }
     big.deploy.ncontainers = 100;
     char *cut = NULL;
-    assert_int_equal(notifier_skip_entry(&big, &cut), QFS_OK);
+    assert_int_equal(qfs_deploy_skip_entry(&big, &cut), QFS_OK);
     assert_true(strlen(cut) <= QFS_KV_MAX_LIST_VALUE);
     struct qfs_skip back;
     char err[256];
@@ -479,16 +479,16 @@ static void test_skip_entries(void **state)
 
     /* The cache's skips are not kept. */
     struct qfs_skip cached = make_skip(QFS_SKIP_CACHED, EVENT_ID, "x");
-    assert_false(notifier_skip_is_kept(&cached));
+    assert_false(qfs_deploy_skip_is_kept(&cached));
     struct qfs_skip inflight = make_skip(QFS_SKIP_IN_FLIGHT, EVENT_ID, "x");
-    assert_false(notifier_skip_is_kept(&inflight));
+    assert_false(qfs_deploy_skip_is_kept(&inflight));
     char *cached_json = NULL;
-    assert_int_equal(notifier_skip_entry(&cached, &cached_json), QFS_OK);
+    assert_int_equal(qfs_deploy_skip_entry(&cached, &cached_json), QFS_OK);
 
     /* Gathering: repeats, other events and the cache's skips are left out. */
     struct qfs_skip other = make_skip(QFS_SKIP_NOT_ECR, "another-event", "redis:7");
     char *other_json = NULL;
-    assert_int_equal(notifier_skip_entry(&other, &other_json), QFS_OK);
+    assert_int_equal(qfs_deploy_skip_entry(&other, &other_json), QFS_OK);
     const char *items[] = {small, small, cut, other_json, cached_json, "not json"};
     size_t lens[] = {strlen(small), strlen(small), strlen(cut), strlen(other_json),
                      strlen(cached_json), 8};
@@ -504,7 +504,7 @@ static void test_skip_entries(void **state)
         free(s.image);
         s.image = qfs_xasprintf("nginx:%d", i);
         char *e = NULL;
-        assert_int_equal(notifier_skip_entry(&s, &e), QFS_OK);
+        assert_int_equal(qfs_deploy_skip_entry(&s, &e), QFS_OK);
         const char *one[] = {e};
         size_t len1[] = {strlen(e)};
         notifier_not_scanned_add(&l, EVENT_ID, one, len1, 1);
@@ -761,10 +761,25 @@ static qfs_status run_outcome(struct world *w, struct notifier_outcome *o)
     return w->status;
 }
 
+static void on_listed(const struct qfs_kv_result *r, void *arg)
+{
+    struct world *w = arg;
+    w->done++;
+    w->status = r->status;
+}
+
+/* The parser lists a skip of its deploy (services/parser/service.c), where the notifier reads it. */
 static qfs_status run_skip(struct world *w, const struct qfs_skip *s)
 {
+    char key[QFS_KV_MAX_KEY], *json = NULL;
+    assert_true(qfs_deploy_skip_is_kept(s));
+    assert_int_equal(qfs_deploy_skip_entry(s, &json), QFS_OK);
+    qfs_deploy_skips_key(s->deploy.event_id, key, sizeof(key));
     w->done = 0;
-    notifier_handle_skip(&w->deps, s, on_job_done, w);
+    assert_int_equal(qfs_kv_append(w->kv, key, json, strlen(json), QFS_DEPLOY_SKIPS_TTL_S,
+                                   QFS_DEPLOY_SKIPS_MAX, on_listed, w),
+                     QFS_OK);
+    free(json);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     assert_int_equal(w->done, 1);
     return w->status;
@@ -784,7 +799,7 @@ static void the_record(struct world *w, struct qfs_notification *n)
 static void test_flow_sent_once(void **state)
 {
     struct world *w = *state;
-    /* The parser's skip of the same deploy arrives first. */
+    /* The parser listed its skip of the same deploy. */
     struct qfs_skip s = make_skip(QFS_SKIP_NOT_ECR, EVENT_ID, "nginx:1.25");
     assert_int_equal(run_skip(w, &s), QFS_OK);
     assert_int_equal(w->ob.n, 0);

@@ -46,4 +46,23 @@ qfs_status qfs_skip_decode(const char *json, size_t len, struct qfs_skip *out, c
 /* Frees every heap field, the summary included, and zeroes m. */
 void qfs_skip_cleanup(struct qfs_skip *m);
 
+/* ---- a deploy's skip list: skips:<event id> in the cache store -------------------------------- */
+
+/* The parser appends the skip records of each deploy event there (before it publishes the event's
+ * image records), so a notification about one image can name the deploy's images that were not
+ * scanned, and why. */
+#define QFS_DEPLOY_SKIPS_TTL_S 86400LL
+#define QFS_DEPLOY_SKIPS_MAX 100 /* records kept per deploy event */
+
+/* Writes "skips:<event id>" into out (n bytes). */
+void qfs_deploy_skips_key(const char *event_id, char *out, size_t n);
+/* True for the skips a deploy's list keeps: not the cache's cached / in_flight, which are about
+ * images that were (or are being) scanned. */
+bool qfs_deploy_skip_is_kept(const struct qfs_skip *s);
+/* The skip record s as kept in the list: a qfs.skip.v1 record of at most QFS_KV_MAX_LIST_VALUE
+ * bytes (long texts cut with "...", containers and ECS names dropped when needed). *json is the
+ * caller's. QFS_INVALID_ARG when s cannot be encoded; QFS_TOO_BIG when even the smallest form is
+ * too long. */
+qfs_status qfs_deploy_skip_entry(const struct qfs_skip *s, char **json);
+
 #endif
