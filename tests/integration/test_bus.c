@@ -457,10 +457,40 @@ static void test_secret_never_logged_and_config_errors(void **state)
     free(text);
 }
 
+/* nats-server restarts under a running service (its JetStream store survives): the service
+ * reconnects, sends new pull requests in place of those the server forgot, and consumes and
+ * publishes (PubAcks included) as before, without a restart of its own. */
+static void test_server_restart_resumes_pulling(void **state)
+{
+    struct env *e = *state;
+    start_echo(e, 0);
+    wait_healthy(e, 0);
+    const char *a = "{\"action\":\"ok\",\"n\":1}";
+    assert_false(js_publish(e, a, strlen(a), "evt-before"));
+    cJSON *out = next_json(e->out, 10000, NULL);
+    assert_non_null(out);
+    assert_string_equal(cJSON_GetObjectItem(out, "echo")->valuestring, a);
+    cJSON_Delete(out);
+
+    qfs_test_nats_restart(&e->nats);
+    const char *b = "{\"action\":\"ok\",\"n\":2}";
+    assert_false(js_publish(e, b, strlen(b), "evt-after"));
+    out = next_json(e->out, 20000, NULL);
+    if (!out) qfs_test_proc_dump_log(e->svc[0], 40);
+    assert_non_null(out);
+    assert_string_equal(cJSON_GetObjectItem(out, "echo")->valuestring, b);
+    assert_int_equal(cJSON_GetObjectItem(out, "delivery")->valueint, 1);
+    cJSON_Delete(out);
+    assert_true(qfs_test_proc_alive(e->svc[0]));
+    assert_true(qfs_test_eventually(all_settled, e, 10000));
+    assert_true(log_has(e, 0, "nats reconnected"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_publish_consume_ack, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_restart_resumes_pulling, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_is_redelivered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nak_with_delay_is_not_early, setup, teardown),
         cmocka_unit_test_setup_teardown(test_poison_goes_to_dlq_intact, setup, teardown),
