@@ -121,7 +121,8 @@ void parser_digests_end(struct parser_digests *m, struct parser_digest_flight *f
                         const struct parser_digest_outcome *o);
 void parser_digests_stats(const struct parser_digests *m, struct parser_digest_stats *out);
 
-/* Deploy times are whole seconds: a deploy stamped t happened before t + this. */
+/* Deploy times are whole seconds: a deploy stamped t happened before t + this. This assumes our
+ * clock is AWS's to well under that second, as Amazon Time Sync keeps a Fargate task's. */
 #define PARSER_EVENT_TIME_SLACK_MS 1000
 /* The memo's bounds in the service. */
 #define PARSER_DIGESTS_MAX 4096
