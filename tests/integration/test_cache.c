@@ -520,14 +520,7 @@ static void test_failed_scan_frees_the_image(void **state)
 static void test_redis_killed_fails_open(void **state)
 {
     struct env *e = *state;
-    char path[700];
-    snprintf(path, sizeof(path), "%s/pids/redis.pid", e->stack.dir);
-    char *pid_text = qfs_test_read_file(path, NULL);
-    assert_non_null(pid_text);
-    pid_t pid = (pid_t)atol(pid_text);
-    free(pid_text);
-    assert_true(pid > 1);
-    assert_int_equal(kill(pid, SIGKILL), 0);
+    qfs_test_stack_signal(&e->stack, "redis", SIGKILL);
 
     struct image im;
     image_init(&im, e, "open");

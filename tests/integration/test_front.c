@@ -442,14 +442,7 @@ static void test_parser_killed_mid_burst(void **state)
 static void test_store_down_delays_but_never_drops_a_deploy(void **state)
 {
     struct env *e = *state;
-    char path[700];
-    snprintf(path, sizeof(path), "%s/pids/redis.pid", e->stack.dir);
-    char *pid_text = qfs_test_read_file(path, NULL);
-    assert_non_null(pid_text);
-    pid_t pid = (pid_t)atol(pid_text);
-    free(pid_text);
-    assert_true(pid > 1);
-    assert_int_equal(kill(pid, SIGKILL), 0);
+    qfs_test_stack_signal(&e->stack, "redis", SIGKILL);
 
     char *ev = event("evt-store-down", "111122223333", "eu-west-1",
                      "{\"eventVersion\":\"1.11\",\"eventSource\":\"ecs.amazonaws.com\","

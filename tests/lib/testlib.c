@@ -489,6 +489,17 @@ void qfs_test_http_ok(const char *method, const char *base, const char *path, co
     free(body);
 }
 
+void qfs_test_stack_signal(const struct qfs_test_stack *st, const char *name, int sig)
+{
+    char path[700];
+    snprintf(path, sizeof(path), "%s/pids/%s.pid", st->dir, name);
+    char *text = qfs_test_read_file(path, NULL);
+    if (!text) die(path);
+    pid_t pid = (pid_t)atol(text);
+    free(text);
+    if (pid <= 1 || kill(pid, sig) != 0) die(path);
+}
+
 /* ---- the cache store ---------------------------------------------------------------------------- */
 
 struct kv_call {

@@ -80,6 +80,10 @@ void qfs_test_stack_set(struct qfs_test_stack *st, const char *kv);
 /* Runs `tools/stack down` and frees the environment. */
 void qfs_test_stack_down(struct qfs_test_stack *st);
 
+/* Sends sig to one of the stack's processes ("redis", "nats", "aws-sim", "qualys-sim"), found by
+ * its pid file. Aborts the test when there is no such process. */
+void qfs_test_stack_signal(const struct qfs_test_stack *st, const char *name, int sig);
+
 /* Starts build/bin/qfs-<service> with the stack's environment plus extra ("K=V", NULL-terminated,
  * may be NULL); its log goes to <stack dir>/logs/qfs-<service>[-<tag>].log. */
 struct qfs_test_proc *qfs_test_service_start(const struct qfs_test_stack *st, const char *service,
