@@ -15,11 +15,6 @@
 #include "qfs/service.h"
 #include "qfs/util.h"
 
-/* While a job waits on SNS or the store, its message is kept from redelivery (a third of the ack
- * wait, at most this often), so a slow Publish retried inside the AWS client is never sent twice
- * by a second delivery. */
-#define KEEPALIVE_MAX_MS 15000
-
 struct notifier_config {
     struct qfs_kv_config kv;
     char *topic_arn;
@@ -61,8 +56,6 @@ struct notifier_state {
     struct qfs_kv *kv;
     struct notifier_rules rules;
     struct notifier_deps deps;
-    uv_timer_t keepalive;
-    bool keepalive_open;
     struct pending *pending;
     bool closing;  /* the runtime may have returned the deliveries: never touch them again */
     bool orphaned; /* stopped with jobs still out: the last one frees the state */
@@ -202,12 +195,6 @@ static void handle_failed(void *ctx, struct qfs_delivery *d)
     handle_outcome(ctx, d, QFS_NOTIFY_SOURCE_SCAN_FAILURE);
 }
 
-static void on_keepalive(uv_timer_t *t)
-{
-    struct notifier_state *st = t->data;
-    for (struct pending *p = st->pending; p; p = p->next) qfs_delivery_in_progress(p->d);
-}
-
 /* ---- start and stop -------------------------------------------------------------------------- */
 
 static qfs_status notifier_start(struct qfs_svc *svc)
@@ -230,14 +217,9 @@ static qfs_status notifier_start(struct qfs_svc *svc)
     struct qfs_aws_options ao = {0};
     if (s == QFS_OK) s = qfs_aws_new(qfs_svc_loop(svc), st->http, &ao, &st->aws);
     if (s == QFS_OK) s = qfs_kv_new(qfs_svc_loop(svc), &cfg->kv, st->aws, &st->kv);
-    if (s == QFS_OK && uv_timer_init(qfs_svc_loop(svc), &st->keepalive) == 0) {
-        int64_t every = qfs_svc_runtime_config(svc)->ack_wait_ms / 3;
-        if (every > KEEPALIVE_MAX_MS) every = KEEPALIVE_MAX_MS;
-        if (every < 100) every = 100;
-        st->keepalive_open = true;
-        st->keepalive.data = st;
-        uv_timer_start(&st->keepalive, on_keepalive, (uint64_t)every, (uint64_t)every);
-    }
+    /* A job waiting on SNS or the store keeps its message from redelivery through the bus, which
+     * reports deliveries held long in progress: a slow Publish retried inside the AWS client is
+     * never sent twice by a second delivery. */
     st->deps = (struct notifier_deps){.kv = st->kv, .rules = &st->rules, .publish = publish_sns,
                                       .publish_ctx = st};
     struct qfs_metrics *m = qfs_svc_metrics(svc);
@@ -291,11 +273,6 @@ static void on_kv_closed(void *arg)
     stop_step(arg);
 }
 
-static void on_timer_closed(uv_handle_t *h)
-{
-    stop_step(h->data);
-}
-
 static void notifier_stop(struct qfs_svc *svc, void (*done)(struct qfs_svc *svc))
 {
     struct notifier_state *st = qfs_svc_data(svc);
@@ -311,12 +288,7 @@ static void notifier_stop(struct qfs_svc *svc, void (*done)(struct qfs_svc *svc)
     struct stopping *x = qfs_xcalloc(1, sizeof(*x));
     x->st = st;
     x->done = done;
-    x->left = 1 + (st->keepalive_open ? 1 : 0) + (st->kv ? 1 : 0);
-    if (st->keepalive_open) {
-        uv_timer_stop(&st->keepalive);
-        st->keepalive.data = x;
-        uv_close((uv_handle_t *)&st->keepalive, on_timer_closed);
-    }
+    x->left = 1 + (st->kv ? 1 : 0);
     if (st->kv) qfs_kv_free(st->kv, on_kv_closed, x);
     st->kv = NULL;
     stop_step(x);
