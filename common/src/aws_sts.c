@@ -314,14 +314,6 @@ qfs_status qfs_aws_sts_assume_role(struct qfs_aws_sts *sts, const char *role_arn
     return QFS_OK;
 }
 
-void qfs_aws_sts_forget(struct qfs_aws_sts *sts, const char *role_arn)
-{
-    struct role *r = sts ? find(sts, role_arn) : NULL;
-    if (!r) return;
-    qfs_aws_credentials_cleanup(&r->creds);
-    r->have = false;
-}
-
 unsigned qfs_aws_sts_calls(const struct qfs_aws_sts *sts)
 {
     return sts->calls;

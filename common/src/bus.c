@@ -948,13 +948,6 @@ void qfs_delivery_ack(struct qfs_delivery *d)
     settle(d);
 }
 
-void qfs_delivery_in_progress(struct qfs_delivery *d)
-{
-    if (d->abandoned) return;
-    send_ack(d->fetcher->bus->nc, d->msg, "+WPI");
-    d->progress_ms = qfs_mono_ms();
-}
-
 void qfs_delivery_retry(struct qfs_delivery *d, int64_t delay_ms, qfs_status st, const char *reason)
 {
     if (d->abandoned) {

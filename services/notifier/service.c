@@ -46,7 +46,6 @@ struct pending {
     struct notifier_state *st;
     struct qfs_delivery *d;
     struct pending *prev, *next;
-    bool outcome; /* a scan outcome (not a skip): its record says whether SNS got it */
 };
 
 struct notifier_state {
@@ -150,13 +149,12 @@ static void on_done(void *arg, qfs_status s, const char *reason, struct qfs_outb
     struct pending *p = arg;
     struct notifier_state *st = p->st;
     struct qfs_delivery *d = p->d;
-    bool outcome = p->outcome;
     pending_free(p);
     if (st->closing) {
         if (st->orphaned && !st->pending) free(st);
         return;
     }
-    if (s == QFS_OK && outcome) count_not_sent(qfs_svc_metrics(st->svc), ob);
+    if (s == QFS_OK) count_not_sent(qfs_svc_metrics(st->svc), ob);
     if (s == QFS_OK) qfs_delivery_finish(d, ob, 2000);
     else if (notifier_status_is_retryable(s)) qfs_delivery_retry(d, retry_delay(d), s, reason);
     else qfs_delivery_dead_letter(d, s, reason);
@@ -181,7 +179,6 @@ static void handle_outcome(struct qfs_svc *svc, struct qfs_delivery *d, enum qfs
         return;
     }
     struct pending *p = pending_new(st, d);
-    p->outcome = true;
     notifier_handle_outcome(&st->deps, &o, on_done, p);
 }
 
@@ -243,7 +240,7 @@ static void notifier_collect(struct qfs_svc *svc, struct qfs_metrics *m)
     qfs_metrics_set_http(m, &hs);
 }
 
-/* Frees what is left once the store and the timer are closed. */
+/* Frees what is left once the store is closed. */
 struct stopping {
     struct notifier_state *st;
     void (*done)(struct qfs_svc *svc);

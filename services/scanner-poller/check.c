@@ -122,8 +122,11 @@ static void on_joined(const struct qfs_kv_result *r, void *arg)
     struct qfs_deploy *joined = qfs_xcalloc(n ? n : 1, sizeof(*joined));
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        if (poller_deploy_decode(&c->ready.request, r->items[i], r->lens[i], &joined[k]) == QFS_OK) k++;
-        else qfs_warn("ignoring a joined deploy that is not one", "trace_id", c->trace, "key", c->deploys_key);
+        /* An element of deploys:<K>#<G>, as the cache wrote it with qfs_deploy_encode. */
+        char err[256];
+        if (qfs_deploy_decode(r->items[i], r->lens[i], &joined[k], err, sizeof(err)) == QFS_OK) k++;
+        else qfs_warn("ignoring a joined deploy that is not one", "trace_id", c->trace, "key", c->deploys_key,
+                      "error", err);
     }
     publish(c, joined, k);
     qfs_deploys_free(joined, k);

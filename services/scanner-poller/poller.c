@@ -151,38 +151,6 @@ void poller_merge_deploys(const struct qfs_deploy *a, size_t na, const struct qf
     *n = k;
 }
 
-qfs_status poller_deploy_decode(const struct qfs_scan_request *req, const char *json, size_t len,
-                                struct qfs_deploy *out)
-{
-    memset(out, 0, sizeof(*out));
-    /* The codecs have no public decoder for a lone deploy: read it as the only deploy of a copy
-     * of the request it joined, so it gets exactly the checks of a message. */
-    char *base = NULL;
-    if (qfs_scan_request_encode(req, &base) != QFS_OK) return QFS_INTERNAL;
-    cJSON *root = cJSON_Parse(base);
-    free(base);
-    cJSON *item = cJSON_ParseWithLength(json, len);
-    if (!root || !cJSON_IsObject(item)) {
-        cJSON_Delete(root);
-        cJSON_Delete(item);
-        return QFS_PROTOCOL;
-    }
-    cJSON *list = cJSON_CreateArray();
-    cJSON_AddItemToArray(list, item);
-    cJSON_ReplaceItemInObjectCaseSensitive(root, "deploys", list);
-    char *text = cJSON_PrintUnformatted(root);
-    cJSON_Delete(root);
-    qfs_assert(text);
-    struct qfs_scan_request one;
-    char err[256];
-    qfs_status st = qfs_scan_request_decode(text, strlen(text), &one, err, sizeof(err));
-    free(text);
-    if (st != QFS_OK) return QFS_PROTOCOL;
-    qfs_deploy_copy(out, &one.deploys[0]);
-    qfs_scan_request_cleanup(&one);
-    return QFS_OK;
-}
-
 /* ---- the messages ---------------------------------------------------------------------------- */
 
 /* A copy of s cut to at most max bytes on a UTF-8 boundary; NULL for NULL, empty or unusable. */

@@ -80,11 +80,6 @@ const char *poller_pick_tag(char *const *tags, size_t n);
 void poller_merge_deploys(const struct qfs_deploy *a, size_t na, const struct qfs_deploy *b,
                           size_t nb, struct qfs_deploy **out, size_t *n);
 
-/* Reads one element of the deploys:<K>#<G> list (a deploy object as in the schemas) with the same
- * validation messages get; req is the request it joined. QFS_PROTOCOL for anything else. */
-qfs_status poller_deploy_decode(const struct qfs_scan_request *req, const char *json, size_t len,
-                                struct qfs_deploy *out);
-
 /* Builds the scan result of ready from Qualys's image sha and vulnerability report: counts by
  * severity, total (their sum), patchable (at most total), the top_n most severe findings (at most
  * QFS_SCAN_MAX_FINDINGS; findings without a qid are counted but not listed), scanned_at (the

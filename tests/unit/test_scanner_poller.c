@@ -541,15 +541,15 @@ static void test_deploys_merged_and_bounded(void **state)
                      QFS_OK);
     struct qfs_deploy joined;
     const char *ok = DEPLOY("evt-join");
-    assert_int_equal(poller_deploy_decode(&ready.request, ok, strlen(ok), &joined), QFS_OK);
+    assert_int_equal(qfs_deploy_decode(ok, strlen(ok), &joined, NULL, 0), QFS_OK);
     assert_string_equal(joined.event_id, "evt-join");
     assert_string_equal(joined.containers[0], "app");
     struct qfs_deploy bad;
     const char *no_containers = "{\"event_id\":\"x\"}";
-    assert_int_equal(poller_deploy_decode(&ready.request, no_containers, strlen(no_containers), &bad),
+    assert_int_equal(qfs_deploy_decode(no_containers, strlen(no_containers), &bad, NULL, 0),
                      QFS_PROTOCOL);
-    assert_int_equal(poller_deploy_decode(&ready.request, "[]", 2, &bad), QFS_PROTOCOL);
-    assert_int_equal(poller_deploy_decode(&ready.request, "nope", 4, &bad), QFS_PROTOCOL);
+    assert_int_equal(qfs_deploy_decode("[]", 2, &bad, NULL, 0), QFS_PROTOCOL);
+    assert_int_equal(qfs_deploy_decode("nope", 4, &bad, NULL, 0), QFS_PROTOCOL);
 
     /* The request's deploys first, then those that joined, without repeating an event. */
     struct qfs_deploy b[2];

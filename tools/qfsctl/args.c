@@ -284,13 +284,11 @@ qfs_status qfsctl_dlq_parse(int argc, char **argv, struct qfsctl_dlq_opts *o, ch
 
 bool qfsctl_replay_subject_ok(const char *subject)
 {
-    static const enum qfs_subject kinds[] = {QFS_SUBJECT_EVENTS, QFS_SUBJECT_IMAGES,
-                                             QFS_SUBJECT_SCANS_REQUESTED, QFS_SUBJECT_SCANS_READY,
-                                             QFS_SUBJECT_SCANS_COMPLETED, QFS_SUBJECT_SCANS_FAILED,
-                                             QFS_SUBJECT_SCANS_SKIPPED, QFS_SUBJECT_NOTIFICATIONS};
     if (!subject || !subject_chars_ok(subject)) return false;
-    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
-        const char *filter = qfs_subject_filter(kinds[i]);
+    /* What dlq replay accepts too (events.c): a stored kind, the DLQ itself excepted. */
+    for (int k = 0; k < QFS_SUBJECT_COUNT; k++) {
+        if (!qfs_subject_is_stored((enum qfs_subject)k) || k == QFS_SUBJECT_DLQ) continue;
+        const char *filter = qfs_subject_filter((enum qfs_subject)k);
         size_t plen = strlen(filter) - 1; /* "qfs.events." */
         if (strncmp(subject, filter, plen) == 0 && subject[plen]) return true;
     }

@@ -40,8 +40,6 @@ typedef void (*qfs_aws_role_fn)(qfs_status s, const struct qfs_aws_credentials *
  * exactly once, on QFS_OK; QFS_INVALID_ARG (bad ARN) or QFS_UNAVAILABLE (shutting down) otherwise. */
 qfs_status qfs_aws_sts_assume_role(struct qfs_aws_sts *sts, const char *role_arn,
                                    qfs_aws_role_fn cb, void *arg);
-/* Drops cached credentials for role_arn (after they were refused as expired). */
-void qfs_aws_sts_forget(struct qfs_aws_sts *sts, const char *role_arn);
 /* AssumeRole calls made so far (tests, metrics). */
 unsigned qfs_aws_sts_calls(const struct qfs_aws_sts *sts);
 

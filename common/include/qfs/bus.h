@@ -114,8 +114,6 @@ void qfs_delivery_ack(struct qfs_delivery *d);
 /* Asks for redelivery after delay_ms (a timer that is a message). On the last allowed delivery it
  * dead-letters instead, so nothing is dropped when MaxDeliver runs out. reason is logged. */
 void qfs_delivery_retry(struct qfs_delivery *d, int64_t delay_ms, qfs_status s, const char *reason);
-/* Tells the server the message is still being worked on (resets AckWait). */
-void qfs_delivery_in_progress(struct qfs_delivery *d);
 /* Publishes a DLQ entry for the message to qfs.dlq.<service> (payload intact, base64 when not
  * UTF-8, headers, reason and status) and, once stored, terminates the message. */
 void qfs_delivery_dead_letter(struct qfs_delivery *d, qfs_status s, const char *reason);

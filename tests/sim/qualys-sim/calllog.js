@@ -22,7 +22,8 @@ class CallLog {
     this.seq += 1;
     const e = Object.assign({ seq: this.seq }, entry);
     this.calls.push(e);
-    if (this.calls.length > this.cap) this.calls.splice(0, this.calls.length - this.cap);
+    // Trimmed a tenth at a time: cutting one entry per call moves the whole log on every call.
+    if (this.calls.length > this.cap + this.cap / 10) this.calls.splice(0, this.calls.length - this.cap);
     const status = String(e.status);
     this.byEndpoint[e.endpoint] = (this.byEndpoint[e.endpoint] || 0) + 1;
     this.byStatus[status] = (this.byStatus[status] || 0) + 1;
