@@ -179,7 +179,7 @@ static void handle_ready(void *ctx, struct qfs_delivery *d)
     run->metrics = qfs_svc_metrics(svc);
     const struct qfs_scan_request *req = &ready.request;
     if (req->ndeploys == 0 || !req->deploys[0].event_time ||
-        !qfs_aws_parse_time(req->deploys[0].event_time, &run->deployed_ms))
+        !qfs_proto_parse_timestamp(req->deploys[0].event_time, &run->deployed_ms))
         run->deployed_ms = 0;
     qfs_metrics_count(run->metrics, "polls", 1);
     record_poll_lag(st, run->metrics, d);
