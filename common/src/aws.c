@@ -671,15 +671,8 @@ qfs_status qfs_aws_call(struct qfs_aws *aws, const struct qfs_aws_call *c, qfs_a
 
     if (k->has_override || qfs_aws_creds_current(aws->creds)) {
         st = send_call(k);
-        if (st != QFS_OK) {
-            k->cb = NULL;
-            free(k->url);
-            free(k->target_hdr);
-            free(k->body);
-            qfs_aws_credentials_cleanup(&k->override);
-            free(k);
-            aws->inflight--;
-        }
+        /* Not closing (checked above): call_free's release of the client does nothing here. */
+        if (st != QFS_OK) call_free(k);
         return st;
     }
     qfs_aws_creds_wait(aws->creds, on_creds_ready, k);

@@ -471,11 +471,12 @@ static void maybe_pull(struct fetcher *f)
 static void deliver(struct qfs_bus *bus, struct fetcher *f, natsMsg *msg);
 static void send_ack(natsConnection *nc, natsMsg *msg, const char *body);
 
-/* The pull request a reply subject <inbox>.<id> answers, 0 when it is not one of ours. */
-static uint64_t pull_id_of(const struct fetcher *f, const char *subject)
+/* The n of a reply subject <inbox>.<n> (a pull request's id, a publish's seq); 0 when subject is
+ * not under inbox. */
+static uint64_t reply_seq(const char *inbox, const char *subject)
 {
-    size_t n = strlen(f->inbox);
-    if (strncmp(subject, f->inbox, n) != 0 || subject[n] != '.') return 0;
+    size_t n = strlen(inbox);
+    if (strncmp(subject, inbox, n) != 0 || subject[n] != '.') return 0;
     return strtoull(subject + n + 1, NULL, 10);
 }
 
@@ -501,7 +502,7 @@ static void drain_fetcher(struct fetcher *f)
             /* 404 no messages, 408 expired, 409 a limit or the consumer went: the request ended.
              * 100 is a heartbeat. A status comes on the request's own reply subject, so one that
              * ends an earlier request (given up on) is told apart. */
-            bool current = pull_id_of(f, natsMsg_GetSubject(msg)) == f->pull_id;
+            bool current = reply_seq(f->inbox, natsMsg_GetSubject(msg)) == f->pull_id;
             if (current && strcmp(status, "100") != 0) {
                 f->requested = 0;
                 if (strcmp(status, "409") == 0) {
@@ -533,7 +534,6 @@ static void pub_complete_seq(struct qfs_bus *bus, uint64_t seq, qfs_status st, c
 /* PubAcks: {"stream":...,"seq":...} or {"error":{"code":...,"description":...}}. */
 static void drain_pubacks(struct qfs_bus *bus)
 {
-    size_t n = strlen(bus->ack_inbox);
     for (;;) {
         int pending = 0;
         if (natsSubscription_GetPending(bus->ack_sub, &pending, NULL) != NATS_OK || pending <= 0) break;
@@ -542,9 +542,7 @@ static void drain_pubacks(struct qfs_bus *bus)
         /* No responders: nats.c drops the reply, so its publish fails at its deadline. */
         if (s == NATS_NO_RESPONDERS) continue;
         if (s != NATS_OK) break;
-        const char *subject = natsMsg_GetSubject(msg);
-        uint64_t seq = strncmp(subject, bus->ack_inbox, n) == 0 && subject[n] == '.'
-                           ? strtoull(subject + n + 1, NULL, 10) : 0;
+        uint64_t seq = reply_seq(bus->ack_inbox, natsMsg_GetSubject(msg));
         cJSON *j = cJSON_ParseWithLength(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg));
         const cJSON *err = cJSON_GetObjectItemCaseSensitive(j, "error");
         if (err) {

@@ -31,26 +31,6 @@ void qfs_log_init(const char *service, enum qfs_log_level min_level)
     pthread_mutex_unlock(&log_mu);
 }
 
-bool qfs_log_level_parse(const char *s, enum qfs_log_level *out)
-{
-    for (int i = 0; i < 4; i++) {
-        if (strcmp(s, level_names[i]) == 0) {
-            *out = (enum qfs_log_level)i;
-            return true;
-        }
-    }
-    if (strcmp(s, "warning") == 0) {
-        *out = QFS_LOG_WARN;
-        return true;
-    }
-    return false;
-}
-
-bool qfs_log_enabled(enum qfs_log_level level)
-{
-    return level >= log_min;
-}
-
 void qfs_log_set_fd(int fd)
 {
     pthread_mutex_lock(&log_mu);

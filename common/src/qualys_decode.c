@@ -2,7 +2,6 @@
 #include "qfs/qualys.h"
 
 #include <cjson/cJSON.h>
-#include <curl/curl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,12 +128,7 @@ qfs_status qfs_qualys_url_escape(const char *value, struct qfs_buf *out)
 {
     size_t len = strlen(value);
     if (len > 65536) return QFS_TOO_BIG;
-    if (len == 0) return QFS_OK;
-    char *e = curl_easy_escape(NULL, value, (int)len); /* needs no handle since curl 7.82 */
-    if (!e) return QFS_INTERNAL;
-    qfs_status st = qfs_buf_puts(out, e);
-    curl_free(e);
-    return st;
+    return qfs_aws_form_escape(value, len, out);
 }
 
 qfs_status qfs_qualys_auth_form(const char *username, const char *password, struct qfs_buf *out)

@@ -8,9 +8,6 @@ enum qfs_log_level { QFS_LOG_DEBUG = 0, QFS_LOG_INFO, QFS_LOG_WARN, QFS_LOG_ERRO
 
 /* Names the service in every line and sets the lowest level written. Safe to call again. */
 void qfs_log_init(const char *service, enum qfs_log_level min_level);
-/* Parses "debug", "info", "warn" or "error"; returns false for anything else. */
-bool qfs_log_level_parse(const char *s, enum qfs_log_level *out);
-bool qfs_log_enabled(enum qfs_log_level level);
 /* Sends lines to fd instead of stderr (tests). */
 void qfs_log_set_fd(int fd);
 
