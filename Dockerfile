@@ -32,11 +32,11 @@ RUN make build \
 # ---- runtime --------------------------------------------------------------------------------
 FROM debian:12-slim AS runtime
 ARG DEBIAN_FRONTEND=noninteractive
-# Only the libraries the binaries link (nats.c, libuv, libcurl, cJSON, hiredis), CA certificates
+# Only the libraries the binaries link (nats.c, libuv, libcurl, cJSON, hiredis, jemalloc), CA certificates
 # for HTTPS, and nats-server itself.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      ca-certificates libcjson1 libcurl4 libhiredis0.14 libnats3.4 libuv1 nats-server \
+      ca-certificates libcjson1 libcurl4 libhiredis0.14 libjemalloc2 libnats3.4 libuv1 nats-server \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 qfs \
  && useradd --system --uid 10001 --gid qfs --home-dir /nonexistent --no-create-home \

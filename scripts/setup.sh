@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 packages=(
   build-essential cmake pkg-config clang libclang-rt-14-dev
-  libnats-dev libuv1-dev libcurl4-openssl-dev libcjson-dev libhiredis-dev libcmocka-dev
+  libnats-dev libuv1-dev libcurl4-openssl-dev libcjson-dev libhiredis-dev libcmocka-dev libjemalloc-dev
   nats-server redis-server nodejs shellcheck curl ca-certificates
 )
 

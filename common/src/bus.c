@@ -32,6 +32,7 @@
 #define PUB_BUCKETS 1024
 #define TICK_MS 250 /* PubAck deadlines, pull deadlines, in-progress reports */
 #define NS_PER_MS 1000000LL
+#define GRAVE_BATCH 64 /* natsMsg_Destroy calls handed to nats.c together, see bury() */
 
 enum event_kind { EV_PUB_FAILED, EV_FETCHER_READY, EV_FETCHER_ENDED, EV_RECONNECTED };
 
@@ -136,8 +137,32 @@ struct qfs_bus {
     void (*closed)(void *arg);
     void *closed_arg;
     bool closing; /* the service has stopped: nothing more is delivered */
+    natsMsg **grave; /* messages done with, destroyed together by grave_flush */
+    size_t ngrave, grave_cap;
     struct qfs_bus_stats stats;
 };
+
+/* ---- destroying messages ------------------------------------------------------------------ */
+
+/* nats.c's natsMsg_Destroy does not free: it hands the message to the library's collector thread,
+ * waking it whenever it sleeps. One wake per message, a futex call and two context switches, cost
+ * more than the rest of the message's work, so messages done with wait here and go together after
+ * the loop turn (grave_flush), which wakes the collector about once per batch. Loop thread. */
+static void bury(struct qfs_bus *bus, natsMsg *msg)
+{
+    if (!msg) return;
+    if (bus->ngrave == bus->grave_cap) {
+        bus->grave_cap = bus->grave_cap ? bus->grave_cap * 2 : GRAVE_BATCH;
+        bus->grave = qfs_xrealloc(bus->grave, bus->grave_cap * sizeof(*bus->grave));
+    }
+    bus->grave[bus->ngrave++] = msg;
+}
+
+static void grave_flush(struct qfs_bus *bus)
+{
+    for (size_t i = 0; i < bus->ngrave; i++) natsMsg_Destroy(bus->grave[i]);
+    bus->ngrave = 0;
+}
 
 static qfs_status map_nats(natsStatus s)
 {
@@ -512,7 +537,7 @@ static void drain_fetcher(struct fetcher *f)
                     f->pull_not_before_ms = qfs_mono_ms() + PULL_RETRY_MS;
                 }
             }
-            natsMsg_Destroy(msg);
+            bury(bus, msg);
             continue;
         }
         /* Messages keep their stream subject: any of them counts against the request. */
@@ -521,7 +546,7 @@ static void drain_fetcher(struct fetcher *f)
         if (bus->closing || atomic_load(&bus->stopping)) {
             /* Pulled while the service stops: straight back to the server for another replica. */
             send_ack(bus->nc, msg, "-NAK");
-            natsMsg_Destroy(msg);
+            bury(bus, msg);
             continue;
         }
         deliver(bus, f, msg);
@@ -554,7 +579,7 @@ static void drain_pubacks(struct qfs_bus *bus)
             pub_complete_seq(bus, seq, QFS_UNAVAILABLE, "not a PubAck");
         }
         cJSON_Delete(j);
-        natsMsg_Destroy(msg);
+        bury(bus, msg);
     }
 }
 
@@ -564,6 +589,7 @@ static void on_check(uv_check_t *h)
     if (bus->ack_sub) drain_pubacks(bus);
     for (size_t i = 0; i < bus->nfetchers; i++)
         if (bus->fetchers[i].ready) drain_fetcher(&bus->fetchers[i]);
+    if (bus->ngrave >= GRAVE_BATCH) grave_flush(bus);
 }
 
 /* The consumer exists: subscribe its inbox and start pulling. */
@@ -599,6 +625,7 @@ static void on_keepalive(uv_timer_t *t)
 {
     struct qfs_bus *bus = t->data;
     uint64_t now = qfs_mono_ms();
+    grave_flush(bus);
     pub_expire(bus, now);
     for (size_t i = 0; i < bus->nfetchers; i++) {
         struct fetcher *f = &bus->fetchers[i];
@@ -685,9 +712,9 @@ static size_t pub_hash(uint64_t seq)
     return (size_t)(seq % PUB_BUCKETS);
 }
 
-static void pub_free(struct pub *p)
+static void pub_free(struct qfs_bus *bus, struct pub *p)
 {
-    if (p->msg) natsMsg_Destroy(p->msg);
+    bury(bus, p->msg);
     free(p->subject);
     free(p->msg_id);
     free(p);
@@ -745,7 +772,7 @@ static void pub_send(struct qfs_bus *bus, struct pub *p)
     p->deadline_ms = qfs_mono_ms() + (uint64_t)bus->publish_timeout_ms;
     atomic_fetch_add(&bus->outstanding, 1);
     natsStatus s = natsConnection_PublishMsg(bus->nc, p->msg);
-    natsMsg_Destroy(p->msg);
+    bury(bus, p->msg);
     p->msg = NULL;
     if (s != NATS_OK) {
         /* Not sent: fail it through the event queue so the callback never runs inside
@@ -814,7 +841,7 @@ static void pub_completed(struct qfs_bus *bus, struct pub *p, qfs_status st)
         pub_send(bus, w);
     }
     if (p->cb) p->cb(p->arg, st);
-    pub_free(p);
+    pub_free(bus, p);
 }
 
 /* ---- deliveries ---------------------------------------------------------------------------- */
@@ -889,7 +916,7 @@ static void settle(struct qfs_delivery *d)
         unlink_delivery(&bus->deliveries, d);
         release_room(d);
     }
-    natsMsg_Destroy(d->msg);
+    bury(bus, d->msg);
     free(d);
 }
 
@@ -1220,6 +1247,8 @@ static void on_async_closed(uv_handle_t *h)
     struct qfs_bus *bus = h->data;
     void (*closed)(void *) = bus->closed;
     void *arg = bus->closed_arg;
+    grave_flush(bus);
+    free(bus->grave);
     for (int i = 0; i < bus->nsubjects; i++) free(bus->subjects[i]);
     free(bus->subjects);
     free(bus->name);
@@ -1297,7 +1326,7 @@ static void close_finish(struct qfs_bus *bus)
         struct pub *w = bus->wait_head;
         bus->wait_head = w->next;
         if (w->cb) w->cb(w->arg, QFS_UNAVAILABLE);
-        pub_free(w);
+        pub_free(bus, w);
     }
     if (bus->js) jsCtx_Destroy(bus->js);
     bus->js = NULL;
@@ -1328,11 +1357,11 @@ static void close_finish(struct qfs_bus *bus)
     while (bus->oldest) {
         struct pub *p = bus->oldest;
         pub_unlink(bus, p);
-        pub_free(p);
+        pub_free(bus, p);
     }
     while (ev) {
         struct event *n = ev->next;
-        if (ev->kind == EV_PUB_FAILED) pub_free(ev->pub);
+        if (ev->kind == EV_PUB_FAILED) pub_free(bus, ev->pub);
         free(ev);
         ev = n;
     }
