@@ -253,7 +253,9 @@ class SqsService {
       tags: Object.assign({}, input.tags || input.Tags || {}),
       created: nowS,
       modified: nowS,
-      messages: [],
+      // Message id -> message, in the order sent: a Map keeps insertion order and deletes in O(1),
+      // where an array's splice copies the queue behind the message on every delete.
+      messages: new Map(),
       waiters: new Set(),
       lastPurge: 0,
       seq: 0,
@@ -304,7 +306,7 @@ class SqsService {
     let visible = 0;
     let inflight = 0;
     let delayed = 0;
-    for (const m of q.messages) {
+    for (const m of q.messages.values()) {
       if (m.visibleAt <= now) visible++;
       else if (m.receiveCount > 0) inflight++;
       else delayed++;
@@ -400,7 +402,7 @@ class SqsService {
       firstReceiveMs: (extra && extra.firstReceiveMs) || null,
       seq: 0,
     };
-    q.messages.push(msg);
+    q.messages.set(msg.id, msg);
     this._wakeAll(q, false);
     return msg;
   }
@@ -481,7 +483,9 @@ class SqsService {
   // _expire drops messages past the queue's retention period.
   _expire(q) {
     const limit = Date.now() - Number(this.attr(q, 'MessageRetentionPeriod')) * 1000;
-    if (q.messages.length && q.messages[0].sentMs < limit) q.messages = q.messages.filter((m) => m.sentMs >= limit);
+    const first = q.messages.values().next().value;
+    if (!first || first.sentMs >= limit) return;
+    for (const m of q.messages.values()) if (m.sentMs < limit) q.messages.delete(m.id);
   }
 
   _handle(q, msg) {
@@ -508,7 +512,7 @@ class SqsService {
     if (q.attributes.RedrivePolicy) redrive = JSON.parse(q.attributes.RedrivePolicy);
     const out = [];
     const moved = [];
-    for (const m of q.messages) {
+    for (const m of q.messages.values()) {
       if (out.length >= max) break;
       if (m.visibleAt > now) continue;
       if (redrive && m.receiveCount >= redrive.maxReceiveCount) {
@@ -525,7 +529,7 @@ class SqsService {
       out.push(m);
     }
     for (const [m, dlq] of moved) {
-      q.messages = q.messages.filter((x) => x !== m);
+      q.messages.delete(m.id);
       // The message keeps its id, body, sent time and receive count, and gains DeadLetterQueueSourceArn.
       this.enqueue(dlq, { body: m.body, attrs: m.attrs, md5Attrs: m.md5Attrs, sys: m.sys, senderId: m.senderId, delay: 0 },
         { id: m.id, sentMs: m.sentMs, receiveCount: m.receiveCount, firstReceiveMs: m.firstReceiveMs, sys: { DeadLetterQueueSourceArn: q.arn } });
@@ -599,7 +603,7 @@ class SqsService {
         if (timer) clearTimeout(timer);
         let next = deadline;
         const now = Date.now();
-        for (const m of q.messages) if (m.visibleAt > now && m.visibleAt < next) next = m.visibleAt;
+        for (const m of q.messages.values()) if (m.visibleAt > now && m.visibleAt < next) next = m.visibleAt;
         timer = setTimeout(attempt, Math.max(1, next - now));
       };
       const attempt = (giveUp) => {
@@ -635,11 +639,8 @@ class SqsService {
   _delete(q, handle) {
     const h = this._parseHandle(q, handle);
     if (!h) throw sqsError('ReceiptHandleIsInvalid', 'ReceiptHandleIsInvalid', 'The input receipt handle "' + handle + '" is not a valid receipt handle.');
-    const i = q.messages.findIndex((m) => m.id === h.id);
-    if (i < 0 || q.messages[i].seq !== h.seq) return;
-    // The oldest message goes most often; V8's splice(0, 1) copies the whole array, shift does not.
-    if (i === 0) q.messages.shift();
-    else q.messages.splice(i, 1);
+    const m = q.messages.get(h.id);
+    if (m && m.seq === h.seq) q.messages.delete(h.id);
   }
 
   deleteMessageBatch(input, call) {
@@ -668,7 +669,7 @@ class SqsService {
     if (vt === undefined) throw missingParameter('VisibilityTimeout');
     const h = this._parseHandle(q, handle);
     if (!h) throw sqsError('ReceiptHandleIsInvalid', 'ReceiptHandleIsInvalid', 'The input receipt handle "' + handle + '" is not a valid receipt handle.');
-    const m = q.messages.find((x) => x.id === h.id);
+    const m = q.messages.get(h.id);
     if (!m || m.seq !== h.seq || m.visibleAt <= Date.now()) {
       throw invalidParameter('Value ' + handle + ' for parameter ReceiptHandle is invalid. Reason: Message does not exist or is not available for visibility timeout change.');
     }
@@ -709,7 +710,7 @@ class SqsService {
         'Only one PurgeQueue operation on ' + q.name + ' is allowed every 60 seconds.', 403);
     }
     q.lastPurge = now;
-    q.messages = [];
+    q.messages.clear();
     return null;
   }
 
@@ -718,7 +719,7 @@ class SqsService {
     this._expire(q);
     const now = Date.now();
     const c = { visible: 0, in_flight: 0, delayed: 0 };
-    for (const m of q.messages) {
+    for (const m of q.messages.values()) {
       if (m.visibleAt <= now) c.visible++;
       else if (m.receiveCount > 0) c.in_flight++;
       else c.delayed++;
@@ -739,7 +740,7 @@ class SqsService {
     if (!q) return null;
     this._expire(q);
     const now = Date.now();
-    return q.messages.map((m) => ({
+    return Array.from(q.messages.values(), (m) => ({
       message_id: m.id,
       body: m.body,
       message_attributes: m.attrs,
