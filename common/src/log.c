@@ -18,6 +18,11 @@ static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
 static char log_service[64] = "qfs";
 static enum qfs_log_level log_min = QFS_LOG_INFO;
 static int log_fd = 2;
+/* Buffered mode (qfs_log_buffer): lines wait here until qfs_log_flush, a warning or error, or
+ * LOG_BUFFER_MAX bytes. Guarded by log_mu. */
+static bool log_buffered;
+static struct qfs_buf log_pending;
+#define LOG_BUFFER_MAX 65536
 static char *secrets[MAX_SECRETS];
 static size_t nsecrets;
 
@@ -130,6 +135,45 @@ static bool put_field(struct qfs_buf *line, const char *key, const char *value)
     return true;
 }
 
+/* Writes all of data to log_fd. Called with log_mu held. */
+static void write_all(const char *data, size_t len)
+{
+    size_t off = 0;
+    while (data && off < len) {
+        ssize_t w = write(log_fd, data + off, len - off);
+        if (w <= 0) break;
+        off += (size_t)w;
+    }
+}
+
+/* Called with log_mu held. */
+static void flush_locked(void)
+{
+    write_all(log_pending.data, log_pending.len);
+    log_pending.len = 0;
+    if (log_pending.data) log_pending.data[0] = '\0';
+}
+
+void qfs_log_buffer(bool on)
+{
+    pthread_mutex_lock(&log_mu);
+    if (!on) {
+        flush_locked();
+        qfs_buf_cleanup(&log_pending);
+    } else if (!log_buffered) {
+        qfs_buf_init(&log_pending, 0);
+    }
+    log_buffered = on;
+    pthread_mutex_unlock(&log_mu);
+}
+
+void qfs_log_flush(void)
+{
+    pthread_mutex_lock(&log_mu);
+    if (log_pending.len) flush_locked();
+    pthread_mutex_unlock(&log_mu);
+}
+
 void qfs_log(enum qfs_log_level level, const char *msg, ...)
 {
     if (level < log_min) return;
@@ -156,11 +200,11 @@ void qfs_log(enum qfs_log_level level, const char *msg, ...)
     line.max = MAX_LINE + 64;
     if (full) qfs_buf_puts(&line, ",\"truncated\":true");
     qfs_buf_puts(&line, "}\n");
-    ssize_t off = 0;
-    while (line.data && off < (ssize_t)line.len) {
-        ssize_t w = write(log_fd, line.data + off, line.len - (size_t)off);
-        if (w <= 0) break;
-        off += w;
+    if (log_buffered && line.data && qfs_buf_append(&log_pending, line.data, line.len) == QFS_OK) {
+        if (level >= QFS_LOG_WARN || log_pending.len >= LOG_BUFFER_MAX) flush_locked();
+    } else {
+        if (log_pending.len) flush_locked(); /* what came before goes first */
+        write_all(line.data, line.len);
     }
     pthread_mutex_unlock(&log_mu);
     qfs_buf_cleanup(&line);

@@ -77,6 +77,7 @@ struct qfs_svc {
     struct qfs_consumer_def *consumers;
     uv_signal_t sigterm, sigint;
     uv_timer_t heartbeat, drain_poll, drain_deadline, metrics_timer;
+    uv_prepare_t log_flush; /* writes the loop turn's log lines before the loop waits */
     struct qfs_metrics *metrics;
     uint64_t started_mono_ms;
     enum svc_state state;
@@ -260,6 +261,12 @@ static void on_metrics_timer(uv_timer_t *t)
 
 static void close_cb_noop(uv_handle_t *h) { (void)h; }
 
+static void on_log_flush(uv_prepare_t *p)
+{
+    (void)p;
+    qfs_log_flush();
+}
+
 static void on_bus_closed(void *arg)
 {
     struct qfs_svc *svc = arg;
@@ -270,6 +277,7 @@ static void on_bus_closed(void *arg)
     uv_close((uv_handle_t *)&svc->drain_poll, close_cb_noop);
     uv_close((uv_handle_t *)&svc->drain_deadline, close_cb_noop);
     uv_close((uv_handle_t *)&svc->metrics_timer, close_cb_noop);
+    uv_close((uv_handle_t *)&svc->log_flush, close_cb_noop);
 }
 
 static void on_service_stopped(struct qfs_svc *svc)
@@ -391,6 +399,9 @@ static int run(struct qfs_svc *svc)
     svc->heartbeat.data = svc->drain_poll.data = svc->drain_deadline.data = svc;
     svc->metrics_timer.data = svc;
     uv_timer_start(&svc->heartbeat, on_heartbeat, 0, HEARTBEAT_MS);
+    uv_prepare_init(&svc->loop, &svc->log_flush);
+    uv_prepare_start(&svc->log_flush, on_log_flush);
+    qfs_log_buffer(true);
     svc->started_mono_ms = qfs_mono_ms();
     /* The counters exist from the start, so the first line already lists them (as 0). */
     qfs_metrics_count(svc->metrics, "drains", 0);
@@ -421,6 +432,7 @@ static int run(struct qfs_svc *svc)
     }
 
     uv_run(&svc->loop, UV_RUN_DEFAULT);
+    qfs_log_buffer(false);
     free(svc->consumers);
     int rc = uv_loop_close(&svc->loop);
     if (rc != 0) {
