@@ -268,7 +268,25 @@ void qfs__pd_init(struct qfs__pd *d, char *err, size_t errlen)
     d->err = err;
     d->errlen = err ? errlen : 0;
     d->path[0] = '\0';
+    d->last = d->last_obj = NULL;
     if (d->errlen) err[0] = '\0';
+}
+
+/* obj's member name. Messages are written by our encoders, whose field order the decoders follow,
+ * so the member after the last one found is tried first: one comparison instead of a walk from the
+ * start for every field. qfs__pd_object has already refused duplicate names, so the first match is
+ * the only one. */
+static const cJSON *find_field(struct qfs__pd *d, const cJSON *obj, const char *name)
+{
+    const cJSON *next = d->last_obj == obj && d->last ? d->last->next : NULL;
+    const cJSON *item = next && next->string && strcmp(next->string, name) == 0
+                            ? next
+                            : cJSON_GetObjectItemCaseSensitive(obj, name);
+    if (item) {
+        d->last = item;
+        d->last_obj = obj;
+    }
+    return item;
 }
 
 qfs_status qfs__pd_fail(struct qfs__pd *d, const char *field, const char *fmt, ...)
@@ -344,11 +362,15 @@ qfs_status qfs__pd_object(struct qfs__pd *d, const cJSON *obj, const char *field
     qfs_assert(nkeys <= 64);
     if (!cJSON_IsObject(obj)) return qfs__pd_fail(d, field, "expected object");
     uint64_t seen = 0;
+    size_t from = 0; /* keys are listed in the order encoders write them: search on from the last */
     for (const cJSON *c = obj->child; c; c = c->next) {
         const char *name = c->string ? c->string : "";
-        size_t i = 0;
-        while (i < nkeys && strcmp(name, keys[i]) != 0) i++;
-        if (i == nkeys) {
+        size_t i = from, tried = 0;
+        while (tried < nkeys && strcmp(name, keys[i]) != 0) {
+            i = i + 1 < nkeys ? i + 1 : 0;
+            tried++;
+        }
+        if (tried == nkeys) {
             if (!closed) continue;
             /* Quote at most 48 characters of the name, non-printable bytes as '?'. */
             char shown[49];
@@ -360,6 +382,7 @@ qfs_status qfs__pd_object(struct qfs__pd *d, const cJSON *obj, const char *field
         }
         if (seen & (UINT64_C(1) << i)) return qfs__pd_fail(d, keys[i], "duplicate field");
         seen |= UINT64_C(1) << i;
+        from = i + 1 < nkeys ? i + 1 : 0;
     }
     for (size_t i = 0; i < nkeys; i++)
         if (!(seen & (UINT64_C(1) << i))) return qfs__pd_fail(d, keys[i], "missing");
@@ -391,7 +414,7 @@ static qfs_status get_string(struct qfs__pd *d, const cJSON *obj, const char *na
                              const struct qfs__pd_str *rule, const char **out)
 {
     *out = NULL;
-    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, name);
+    const cJSON *item = find_field(d, obj, name);
     if (!item) return qfs__pd_fail(d, name, "missing");
     if (cJSON_IsNull(item)) {
         if (rule->nullable) return QFS_OK;
@@ -429,7 +452,7 @@ qfs_status qfs__pd_int(struct qfs__pd *d, const cJSON *obj, const char *name, in
                        int64_t max, int64_t *out)
 {
     *out = 0;
-    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, name);
+    const cJSON *item = find_field(d, obj, name);
     if (!item) return qfs__pd_fail(d, name, "missing");
     if (!cJSON_IsNumber(item)) return qfs__pd_fail(d, name, "expected integer");
     double v = item->valuedouble;
@@ -443,7 +466,7 @@ qfs_status qfs__pd_int(struct qfs__pd *d, const cJSON *obj, const char *name, in
 qfs_status qfs__pd_bool(struct qfs__pd *d, const cJSON *obj, const char *name, bool *out)
 {
     *out = false;
-    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, name);
+    const cJSON *item = find_field(d, obj, name);
     if (!item) return qfs__pd_fail(d, name, "missing");
     if (!cJSON_IsBool(item)) return qfs__pd_fail(d, name, "expected boolean");
     *out = cJSON_IsTrue(item);
@@ -454,7 +477,7 @@ qfs_status qfs__pd_enum(struct qfs__pd *d, const cJSON *obj, const char *name,
                         const char *const *names, size_t nnames, bool nullable, int *out)
 {
     *out = -1;
-    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, name);
+    const cJSON *item = find_field(d, obj, name);
     if (!item) return qfs__pd_fail(d, name, "missing");
     if (nullable && cJSON_IsNull(item)) return QFS_OK;
     if (!cJSON_IsString(item) || !item->valuestring)
@@ -473,7 +496,7 @@ qfs_status qfs__pd_array(struct qfs__pd *d, const cJSON *obj, const char *name, 
 {
     *arr = NULL;
     *count = 0;
-    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, name);
+    const cJSON *item = find_field(d, obj, name);
     if (!item) return qfs__pd_fail(d, name, "missing");
     if (!cJSON_IsArray(item)) return qfs__pd_fail(d, name, "expected array");
     size_t n = 0;

@@ -21,6 +21,9 @@ struct qfs__pd {
     char *err;
     size_t errlen;
     char path[192];
+    /* The last field found, and its object: decoders read fields in the order encoders write
+     * them, so the next one is usually right after it (see find_field). */
+    const cJSON *last, *last_obj;
 };
 
 /* What a string field must look like. Lengths are in code points, as JSON Schema counts them. */
