@@ -376,13 +376,14 @@ static void digest_with(struct step *s, const struct qfs_aws_credentials *creds)
     }
 }
 
-/* The earliest start of a lookup that can answer for this deploy: after its event time. A deploy
- * whose time cannot be read takes no one else's answer. */
-static int64_t digest_not_before(const struct job *job)
+int64_t parser_answer_not_before(const struct parser_plan *plan)
 {
-    int64_t t;
-    if (!qfs_proto_parse_timestamp(job->plan.deploy.event_time, &t)) return INT64_MAX;
-    return t + PARSER_EVENT_TIME_SLACK_MS;
+    int64_t t, not_before = INT64_MAX;
+    if (qfs_proto_parse_timestamp(plan->deploy.event_time, &t)) not_before = t + PARSER_EVENT_TIME_SLACK_MS;
+    /* An event reaches the stream after its deploy (CloudTrail's by minutes): a burst of deploys
+     * stamped this very second still shares a lookup that began after they were stored. */
+    if (plan->stored_ms > 0 && plan->stored_ms < not_before) not_before = plan->stored_ms;
+    return not_before;
 }
 
 static void start_digests(struct job *job)
@@ -390,7 +391,7 @@ static void start_digests(struct job *job)
     job->grouped = true;
     parser_group(&job->plan, &job->images, &job->nimages);
     job->pending = 1;
-    int64_t not_before = digest_not_before(job);
+    int64_t not_before = parser_answer_not_before(&job->plan);
     for (size_t i = 0; i < job->nimages; i++) {
         struct qfs_image_record *rec = &job->images[i].record;
         if (rec->image.digest) continue;

@@ -46,6 +46,9 @@ struct parser_plan {
     size_t nskips;
     /* RegisterTaskDefinition: remember this ARN's containers so later deploys need no ECS call. */
     char *remember_arn;
+    /* Epoch ms by which the deploy had surely happened, by our clocks rather than AWS's: when its
+     * event was stored in the stream. 0: unknown (--explain). */
+    int64_t stored_ms;
 };
 
 /* Reads ev (borrowed) into plan, which the caller frees with parser_plan_cleanup(). Never fails on
@@ -120,6 +123,11 @@ struct parser_digest_flight *parser_digests_begin(struct parser_digests *m, cons
 void parser_digests_end(struct parser_digests *m, struct parser_digest_flight *f,
                         const struct parser_digest_outcome *o);
 void parser_digests_stats(const struct parser_digests *m, struct parser_digest_stats *out);
+
+/* The earliest start of an ECR lookup whose answer serves this deploy: one that began after the
+ * deploy, which had happened by its event time plus PARSER_EVENT_TIME_SLACK_MS and by the time its
+ * event was stored, whichever is known and earlier. INT64_MAX when neither is known. */
+int64_t parser_answer_not_before(const struct parser_plan *plan);
 
 /* Deploy times are whole seconds: a deploy stamped t happened before t + this. This assumes our
  * clock is AWS's to well under that second, as Amazon Time Sync keeps a Fargate task's. */

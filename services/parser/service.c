@@ -210,6 +210,7 @@ static void handle_event(void *ctx, struct qfs_delivery *d)
     }
     struct parser_plan plan;
     parser_plan(&ev, &plan);
+    plan.stored_ms = qfs_delivery_stored_ms(d);
     qfs_event_cleanup(&ev);
     struct job *job = qfs_xcalloc(1, sizeof(*job));
     job->svc = svc;

@@ -584,6 +584,29 @@ static void on_answer(struct parser_digest_waiter *w, const struct parser_digest
 #define DIG_B "sha256:bbbb000000000000000000000000000000000000000000000000000000000002"
 #define KEY "111122223333.dkr.ecr.eu-west-1.amazonaws.com/web:stable"
 
+/* A deploy's answer must come from a lookup begun after it: its event time says when at the
+ * second, the stream's store time says it had happened by then, whichever is earlier counts. */
+static void test_answer_not_before_takes_the_earlier_of_event_and_store_time(void **state)
+{
+    (void)state;
+    struct parser_plan plan;
+    memset(&plan, 0, sizeof(plan));
+    /* Neither known: nobody else's answer will do. */
+    assert_true(parser_answer_not_before(&plan) == INT64_MAX);
+    /* 2026-05-01T10:00:00Z is 1777629600000 ms. */
+    plan.deploy.event_time = "2026-05-01T10:00:00Z";
+    assert_true(parser_answer_not_before(&plan) == 1777629600000 + PARSER_EVENT_TIME_SLACK_MS);
+    /* Stored within its own second (a fresh ECS event): the store time is the earlier bound. */
+    plan.stored_ms = 1777629600400;
+    assert_true(parser_answer_not_before(&plan) == 1777629600400);
+    /* Stored minutes later (CloudTrail's delay): the event time stays the bound. */
+    plan.stored_ms = 1777629900000;
+    assert_true(parser_answer_not_before(&plan) == 1777629600000 + PARSER_EVENT_TIME_SLACK_MS);
+    /* An unreadable event time leaves the store time. */
+    plan.deploy.event_time = "yesterday";
+    assert_true(parser_answer_not_before(&plan) == 1777629900000);
+}
+
 static void test_lookup_in_flight_answers_every_deploy_it_postdates(void **state)
 {
     (void)state;
@@ -685,6 +708,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shared_image_gives_one_record_naming_every_container),
+        cmocka_unit_test(test_answer_not_before_takes_the_earlier_of_event_and_store_time),
         cmocka_unit_test(test_lookup_in_flight_answers_every_deploy_it_postdates),
         cmocka_unit_test(test_newer_lookup_replaces_the_answer),
         cmocka_unit_test(test_failures_are_not_kept_and_old_answers_expire),
