@@ -36,9 +36,13 @@ void qfs_log_init(const char *service, enum qfs_log_level min_level)
     pthread_mutex_unlock(&log_mu);
 }
 
+/* Called with log_mu held. */
+static void flush_locked(void);
+
 void qfs_log_set_fd(int fd)
 {
     pthread_mutex_lock(&log_mu);
+    if (log_pending.len) flush_locked(); /* what waits was meant for the old fd */
     log_fd = fd;
     pthread_mutex_unlock(&log_mu);
 }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include "qfs/log.h"
@@ -51,6 +52,51 @@ static void test_line_is_json_with_fields(void **state)
     assert_true(cJSON_IsNull(cJSON_GetObjectItem(j, "none")));
     assert_non_null(cJSON_GetObjectItem(j, "ts"));
     cJSON_Delete(j);
+}
+
+/* What the pipe holds now, without waiting. */
+static size_t take_now(int fd, char *buf, size_t n)
+{
+    size_t off = 0;
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    while (off + 1 < n && poll(&p, 1, 0) == 1) {
+        ssize_t r = read(fd, buf + off, n - 1 - off);
+        if (r <= 0) break;
+        off += (size_t)r;
+    }
+    buf[off] = '\0';
+    return off;
+}
+
+/* Buffered mode: lines wait for the flush, a warning takes everything before it out at once, in
+ * order, and turning the mode off leaves nothing behind. */
+static void test_buffered_lines_wait_for_a_flush_or_a_warning(void **state)
+{
+    int fds[2];
+    char got[4096];
+    qfs_log_init("unit", QFS_LOG_DEBUG);
+    capture_begin(fds);
+    qfs_log_buffer(true);
+    qfs_log(QFS_LOG_INFO, "first", NULL);
+    qfs_log(QFS_LOG_INFO, "second", NULL);
+    assert_int_equal(take_now(fds[0], got, sizeof(got)), 0);
+    qfs_log(QFS_LOG_WARN, "third", NULL);
+    take_now(fds[0], got, sizeof(got));
+    char *a = strstr(got, "\"first\""), *b = strstr(got, "\"second\""), *c = strstr(got, "\"third\"");
+    assert_true(a && b && c && a < b && b < c);
+    qfs_log(QFS_LOG_INFO, "fourth", NULL);
+    assert_int_equal(take_now(fds[0], got, sizeof(got)), 0);
+    qfs_log_flush();
+    take_now(fds[0], got, sizeof(got));
+    assert_non_null(strstr(got, "\"fourth\""));
+    qfs_log(QFS_LOG_INFO, "fifth", NULL);
+    qfs_log_buffer(false);
+    take_now(fds[0], got, sizeof(got));
+    assert_non_null(strstr(got, "\"fifth\""));
+    qfs_log(QFS_LOG_INFO, "sixth", NULL);
+    take_now(fds[0], got, sizeof(got));
+    assert_non_null(strstr(got, "\"sixth\""));
+    capture_end(fds);
 }
 
 static void test_level_filter(void **state)
@@ -110,6 +156,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_line_is_json_with_fields),
         cmocka_unit_test(test_level_filter),
+        cmocka_unit_test(test_buffered_lines_wait_for_a_flush_or_a_warning),
         cmocka_unit_test(test_secret_canary_is_masked),
         cmocka_unit_test(test_long_values_are_cut_and_still_json),
     };
