@@ -381,11 +381,20 @@ async function qualysCalls(st) {
   return { total: c.total, byEndpoint: c.counts.byEndpoint };
 }
 
-// ECR DescribeImages calls aws-sim has answered: the parser's tag lookups.
-async function ecrLookups(st) {
-  const c = await http('GET', st.aws('/_sim/calls?service=ecr&operation=DescribeImages'));
-  const byStatus = ((c.counts || {}).ecr || {}).DescribeImages || {};
+// Calls of one AWS operation aws-sim has answered (ecr DescribeImages: the parser's tag lookups).
+async function awsCalls(st, service, operation) {
+  const c = await http('GET', st.aws(`/_sim/calls?service=${service}&operation=${operation}`));
+  const byStatus = ((c.counts || {})[service] || {})[operation] || {};
   return Object.values(byStatus).reduce((a, b) => a + b, 0);
+}
+
+// The AWS calls a throughput run makes: tag lookups, and ingest's SQS receives and deletes.
+async function tpCalls(st) {
+  return {
+    ecr: await awsCalls(st, 'ecr', 'DescribeImages'),
+    receive: await awsCalls(st, 'sqs', 'ReceiveMessage'),
+    delete: await awsCalls(st, 'sqs', 'DeleteMessageBatch'),
+  };
 }
 
 function callDelta(a, b) {
@@ -490,14 +499,14 @@ async function runScale(opts, scale, workDir) {
     const hit = imageRef(repos[0], '1.0');
     await sendAll(st, Array.from({ length: n.throughput }, (_, i) => deployEvent(`tp-${tag}-${i}`, i, hit)));
     const base = await st.streamMessages();
-    const ecr0 = await ecrLookups(st);
+    const tpCalls0 = await tpCalls(st);
     const cpuTp0 = snapshotCpu(st, names);
     const resumed = Date.now();
     st.signal('ingest', 'SIGCONT');
     await waitFor('the throughput events to be skipped as cached', async () => (await st.streamMessages()) >= base + 3 * n.throughput,
       60000 + n.throughput * 20, 200);
     const cpuTp1 = snapshotCpu(st, names);
-    const ecrCalls = (await ecrLookups(st)) - ecr0;
+    const tpCalls1 = await tpCalls(st);
     const tpEvents = st.stored('qfs.events.>').filter((m) => m.trace.startsWith(`tp-${tag}-`));
     const tpImages = st.stored('qfs.images.>').filter((m) => m.trace.startsWith(`tp-${tag}-`));
     const tpSkips = st.stored('qfs.scans.skipped.>').filter((m) => m.trace.startsWith(`tp-${tag}-`));
@@ -516,8 +525,11 @@ async function runScale(opts, scale, workDir) {
       // finishes right after the one before it is not the bottleneck.
       stage_done_s: { events: lastOf(tpEvents), images: lastOf(tpImages), skips: lastOf(tpSkips) },
       cpu_s_per_1000_events: cpuDelta(cpuTp0, cpuTp1, 1000, n.throughput),
-      // One tag for every event: deploys stamped within a second of a lookup's start make their own.
-      ecr_tag_lookups: ecrCalls,
+      // One tag for every event: a lookup serves the deploys stored before it began.
+      ecr_tag_lookups: tpCalls1.ecr - tpCalls0.ecr,
+      // SQS caps both at 10 messages: 2,000 of each per 20,000 events is the floor.
+      sqs_receives: tpCalls1.receive - tpCalls0.receive,
+      sqs_delete_batches: tpCalls1.delete - tpCalls0.delete,
     };
     result.memory_after_throughput = memory(st, names);
 
@@ -579,6 +591,7 @@ function table(res) {
   rows.push(['pipeline ingest->parser->cache, events/s', ...pick((r) => r.throughput.events_per_s), '']);
   rows.push(['  ratio to raw JetStream', ...pick((r) => r.throughput.ratio_to_raw), TARGETS.throughput_ratio]);
   rows.push(['  ECR tag lookups for those events', ...pick((r) => r.throughput.ecr_tag_lookups), '']);
+  rows.push(['  SQS receives / delete batches', ...pick((r) => `${r.throughput.sqs_receives} / ${r.throughput.sqs_delete_batches}`), '']);
   rows.push(['event in SQS -> scan request p50 / p99, ms', ...pick((r) => `${fmt(r.event_to_request_ms.p50)} / ${fmt(r.event_to_request_ms.p99)}`), TARGETS.event_to_request_p99_ms]);
   rows.push(['Qualys scan finished -> SNS p50 / p99, ms', ...pick((r) => `${fmt(r.scans.qualys_finished_to_sns_ms.p50)} / ${fmt(r.scans.qualys_finished_to_sns_ms.p99)}`), 'poll interval 1 s']);
   rows.push(['event in SQS -> SNS p50 / p99, ms', ...pick((r) => `${fmt(r.scans.event_to_sns_ms.p50)} / ${fmt(r.scans.event_to_sns_ms.p99)}`), '']);
