@@ -22,8 +22,11 @@ struct qfs__pd {
     size_t errlen;
     char path[192];
     /* The last field found, and its object: decoders read fields in the order encoders write
-     * them, so the next one is usually right after it (see find_field). */
+     * them, so the next one is usually right after it (see find_field). Only for the objects
+     * qfs__pd_object last found free of duplicate names. */
     const cJSON *last, *last_obj;
+    const cJSON *checked[4];
+    unsigned nchecked;
 };
 
 /* What a string field must look like. Lengths are in code points, as JSON Schema counts them. */
