@@ -3,6 +3,7 @@
 
 #include <pthread.h>
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -312,6 +313,18 @@ qfs_status qfs_image_key_format(char *buf, size_t n, const struct qfs_image_id *
         return QFS_INVALID_ARG;
     int w = img->digest ? snprintf(buf, n, "%s/%s@%s", img->registry, img->repository, img->digest)
                         : snprintf(buf, n, "%s/%s:%s", img->registry, img->repository, img->tag);
+    if (w < 0 || (size_t)w >= n) {
+        buf[0] = '\0';
+        return QFS_TOO_BIG;
+    }
+    return QFS_OK;
+}
+
+qfs_status qfs_generation_key(char *buf, size_t n, const char *kind, const char *image_key,
+                              int64_t generation)
+{
+    if (!buf || n == 0) return QFS_INVALID_ARG;
+    int w = snprintf(buf, n, "%s:%s#%" PRId64, kind, image_key, generation);
     if (w < 0 || (size_t)w >= n) {
         buf[0] = '\0';
         return QFS_TOO_BIG;

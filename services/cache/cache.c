@@ -535,10 +535,11 @@ static void join_running(struct job *j)
         dead_letter(j, QFS_INTERNAL, "the cache could not encode the deploy");
         return;
     }
-    char key[STORE_KEY_MAX];
-    snprintf(key, sizeof(key), "deploys:%s#%" PRId64, j->out.key, j->running);
-    qfs_status s = c->store.append(c->store.impl, key, deploy, strlen(deploy), c->set.inflight_ttl_s,
-                                   QFS_KV_MAX_LIST, on_joined, j);
+    char key[QFS_GENERATION_KEY_MAX];
+    qfs_status s = qfs_generation_key(key, sizeof(key), "deploys", j->out.key, j->running);
+    if (s == QFS_OK)
+        s = c->store.append(c->store.impl, key, deploy, strlen(deploy), c->set.inflight_ttl_s,
+                            QFS_KV_MAX_LIST, on_joined, j);
     free(deploy);
     if (s != QFS_OK) refused(on_joined, j, s);
 }

@@ -903,8 +903,11 @@ qfs_status registry_build_failure(const struct qfs_scan_request *req, const stru
         qfs_image_key_format(key, sizeof(key), &req->image) != QFS_OK ||
         qfs_scan_failure_encode(&m, &json) != QFS_OK)
         return QFS_INTERNAL;
-    char *id = qfs_xasprintf("outcome:%s#%" PRId64, key, req->generation);
+    char id[QFS_GENERATION_KEY_MAX];
+    if (qfs_generation_key(id, sizeof(id), "outcome", key, req->generation) != QFS_OK) {
+        free(json);
+        return QFS_INTERNAL;
+    }
     qfs_outbox_add_take(ob, subject, id, qfs_schema_name(QFS_SCHEMA_SCAN_FAILURE), json);
-    free(id);
     return QFS_OK;
 }

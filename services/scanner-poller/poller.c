@@ -249,20 +249,19 @@ qfs_status poller_store_key(const char *what, const struct qfs_scan_request *req
 {
     char key[QFS_IMAGE_KEY_MAX];
     if (qfs_image_key_format(key, sizeof(key), &req->image) != QFS_OK) return QFS_INTERNAL;
-    int w = snprintf(out, n, "%s:%s#%lld", what, key, (long long)req->generation);
-    return w > 0 && (size_t)w < n ? QFS_OK : QFS_INTERNAL;
+    return qfs_generation_key(out, n, what, key, req->generation) == QFS_OK ? QFS_OK : QFS_INTERNAL;
 }
 
 static qfs_status add_outcome(struct qfs_outbox *ob, enum qfs_subject kind, enum qfs_schema schema,
                               const struct qfs_image_id *img, int64_t generation, char *json)
 {
-    char subject[QFS_SUBJECT_MAX], key[QFS_IMAGE_KEY_MAX], id[QFS_IMAGE_KEY_MAX + 48];
+    char subject[QFS_SUBJECT_MAX], key[QFS_IMAGE_KEY_MAX], id[QFS_GENERATION_KEY_MAX];
     if (qfs_subject_format(subject, sizeof(subject), kind, img->account, img->region) != QFS_OK ||
-        qfs_image_key_format(key, sizeof(key), img) != QFS_OK) {
+        qfs_image_key_format(key, sizeof(key), img) != QFS_OK ||
+        qfs_generation_key(id, sizeof(id), "outcome", key, generation) != QFS_OK) {
         free(json);
         return QFS_INTERNAL;
     }
-    snprintf(id, sizeof(id), "outcome:%s#%lld", key, (long long)generation);
     qfs_outbox_add_take(ob, subject, id, qfs_schema_name(schema), json);
     return QFS_OK;
 }

@@ -286,6 +286,19 @@ static void test_image_key(void **state)
     assert_int_equal(qfs_image_key_format(buf, sizeof(buf), &img), QFS_INVALID_ARG);
 }
 
+/* The registry and the scanner-poller name a generation's outcome alike, or JetStream would keep
+ * both of its outcomes. */
+static void test_generation_key(void **state)
+{
+    char buf[QFS_GENERATION_KEY_MAX], small[16];
+    const char *key = "111122223333.dkr.ecr.eu-west-1.amazonaws.com/team/web@" DIGEST;
+    assert_int_equal(qfs_generation_key(buf, sizeof(buf), "outcome", key, 1764000000123), QFS_OK);
+    assert_string_equal(buf, "outcome:111122223333.dkr.ecr.eu-west-1.amazonaws.com/team/web@" DIGEST
+                             "#1764000000123");
+    assert_int_equal(qfs_generation_key(small, sizeof(small), "deploys", key, 1), QFS_TOO_BIG);
+    assert_string_equal(small, "");
+}
+
 /* ---- decoders on bad input ------------------------------------------------------------------- */
 
 static void test_valid_messages_decode(void **state)
@@ -759,6 +772,7 @@ static void test_severity_helpers(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_generation_key),
         cmocka_unit_test(test_subject_format),
         cmocka_unit_test(test_subject_rejects_bad_tokens),
         cmocka_unit_test(test_subject_parse),

@@ -150,6 +150,15 @@ struct qfs_deploy {
  * buf is too small (QFS_IMAGE_KEY_MAX always suffices for valid fields). */
 qfs_status qfs_image_key_format(char *buf, size_t n, const struct qfs_image_id *img);
 
+/* Writes "<kind>:<image key>#<generation>", the name of one scan generation of an image: the cache
+ * store's list of the deploys that joined it ("deploys"), which the cache writes and the
+ * scanner-poller reads, and the Nats-Msg-Id of its one outcome ("outcome"), which the registry
+ * and the scanner-poller both publish so that JetStream keeps only the first. QFS_GENERATION_KEY_MAX
+ * always suffices for a valid image key; QFS_TOO_BIG otherwise. */
+#define QFS_GENERATION_KEY_MAX (QFS_IMAGE_KEY_MAX + 48)
+qfs_status qfs_generation_key(char *buf, size_t n, const char *kind, const char *image_key,
+                              int64_t generation);
+
 /* Deep copies (dst is overwritten, not freed first; the caller cleans it up). */
 void qfs_image_id_copy(struct qfs_image_id *dst, const struct qfs_image_id *src);
 void qfs_deploy_copy(struct qfs_deploy *dst, const struct qfs_deploy *src);
