@@ -361,3 +361,25 @@ void qfs_metrics_set_qualys(struct qfs_metrics *m, const struct qfs_qualys_stats
     set_total(m, "qualys_retries", s->retries);
     set_total(m, "qualys_reauths", s->reauths);
 }
+
+void qfs_metrics_read_http(struct qfs_metrics *m, const struct qfs_http *http)
+{
+    if (!http) return;
+    struct qfs_http_stats hs;
+    qfs_http_read_stats(http, &hs);
+    qfs_metrics_set_http(m, &hs);
+}
+
+void qfs_metrics_read_qualys(struct qfs_metrics *m, const struct qfs_qualys *q,
+                             struct qfs_qualys_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!q) return;
+    qfs_qualys_read_stats(q, out);
+    qfs_metrics_set_qualys(m, out);
+}
+
+void qfs_metrics_declare(struct qfs_metrics *m, const char *const *names, size_t n)
+{
+    for (size_t i = 0; i < n; i++) qfs_metrics_count(m, names[i], 0);
+}

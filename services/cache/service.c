@@ -157,10 +157,7 @@ static qfs_status cache_start(struct qfs_svc *svc)
 static void cache_collect(struct qfs_svc *svc, struct qfs_metrics *m)
 {
     struct cache_state *st = qfs_svc_data(svc);
-    if (!st || !st->http) return; /* HTTP only with DynamoDB */
-    struct qfs_http_stats hs;
-    qfs_http_read_stats(st->http, &hs);
-    qfs_metrics_set_http(m, &hs);
+    if (st) qfs_metrics_read_http(m, st->http); /* HTTP only with DynamoDB */
 }
 
 static void on_kv_closed(void *arg)

@@ -334,10 +334,7 @@ static qfs_status ingest_start(struct qfs_svc *svc)
 static void ingest_collect(struct qfs_svc *svc, struct qfs_metrics *m)
 {
     struct ingest *in = qfs_svc_data(svc);
-    if (!in || !in->http) return;
-    struct qfs_http_stats hs;
-    qfs_http_read_stats(in->http, &hs);
-    qfs_metrics_set_http(m, &hs);
+    if (in) qfs_metrics_read_http(m, in->http);
 }
 
 static size_t ingest_busy(struct qfs_svc *svc)

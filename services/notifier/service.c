@@ -222,7 +222,7 @@ static qfs_status notifier_start(struct qfs_svc *svc)
     struct qfs_metrics *m = qfs_svc_metrics(svc);
     static const char *const listed[] = {"notifications_sent", "notifications_not_sent",
                                          "notifications_failed"};
-    for (size_t i = 0; i < sizeof(listed) / sizeof(listed[0]); i++) qfs_metrics_count(m, listed[i], 0);
+    qfs_metrics_declare(m, listed, sizeof(listed) / sizeof(listed[0]));
     char sev[16];
     snprintf(sev, sizeof(sev), "%s", qfs_severity_str(st->rules.min_severity));
     if (s == QFS_OK)
@@ -234,10 +234,7 @@ static qfs_status notifier_start(struct qfs_svc *svc)
 static void notifier_collect(struct qfs_svc *svc, struct qfs_metrics *m)
 {
     struct notifier_state *st = qfs_svc_data(svc);
-    if (!st || !st->http) return;
-    struct qfs_http_stats hs;
-    qfs_http_read_stats(st->http, &hs);
-    qfs_metrics_set_http(m, &hs);
+    if (st) qfs_metrics_read_http(m, st->http);
 }
 
 /* Frees what is left once the store is closed. */

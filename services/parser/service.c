@@ -234,9 +234,7 @@ static void parser_collect(struct qfs_svc *svc, struct qfs_metrics *m)
 {
     struct parser_state *st = qfs_svc_data(svc);
     if (!st || !st->http) return;
-    struct qfs_http_stats hs;
-    qfs_http_read_stats(st->http, &hs);
-    qfs_metrics_set_http(m, &hs);
+    qfs_metrics_read_http(m, st->http);
     struct parser_digest_stats ds;
     parser_digests_stats(st->digests, &ds);
     qfs_metrics_counter_set_total(qfs_metrics_counter(m, "ecr_tag_lookups"), ds.lookups);

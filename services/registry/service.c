@@ -214,7 +214,7 @@ static qfs_status registry_start(struct qfs_svc *svc)
     struct qfs_metrics *m = qfs_svc_metrics(svc);
     static const char *const listed[] = {"scans_ready", "registry_failures", "registries_found",
                                          "registries_created", "connectors_created"};
-    for (size_t i = 0; i < sizeof(listed) / sizeof(listed[0]); i++) qfs_metrics_count(m, listed[i], 0);
+    qfs_metrics_declare(m, listed, sizeof(listed) / sizeof(listed[0]));
     s = registry_new(&rc, &store, &qualys, &st->reg);
     if (s != QFS_OK) qfs_error("QFS_ECR_ROLE_NAME is not a usable IAM role name", "variable", "QFS_ECR_ROLE_NAME");
     return s;
@@ -227,15 +227,10 @@ static void registry_collect(struct qfs_svc *svc, struct qfs_metrics *m)
 {
     struct registry_state *st = qfs_svc_data(svc);
     if (!st) return;
-    if (st->http) {
-        struct qfs_http_stats hs;
-        qfs_http_read_stats(st->http, &hs);
-        qfs_metrics_set_http(m, &hs);
-    }
+    qfs_metrics_read_http(m, st->http);
     if (!st->qualys) return;
     struct qfs_qualys_stats qs;
-    qfs_qualys_read_stats(st->qualys, &qs);
-    qfs_metrics_set_qualys(m, &qs);
+    qfs_metrics_read_qualys(m, st->qualys, &qs);
     qfs_metrics_counter_set_total(qfs_metrics_counter(m, "registries_found"),
                                   qs.calls[QFS_QUALYS_CALL_FIND_REGISTRY][QFS_OK]);
     qfs_metrics_counter_set_total(qfs_metrics_counter(m, "registries_created"),

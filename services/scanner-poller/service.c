@@ -244,7 +244,7 @@ static qfs_status poller_start(struct qfs_svc *svc)
     poller_ecr_port_init(&deps->ecr, &st->ecr);
     struct qfs_metrics *m = qfs_svc_metrics(svc);
     static const char *const listed[] = {"polls", "scans_submitted", "scans_completed", "scans_failed"};
-    for (size_t i = 0; i < sizeof(listed) / sizeof(listed[0]); i++) qfs_metrics_count(m, listed[i], 0);
+    qfs_metrics_declare(m, listed, sizeof(listed) / sizeof(listed[0]));
     return QFS_OK;
 }
 
@@ -254,15 +254,10 @@ static void poller_collect(struct qfs_svc *svc, struct qfs_metrics *m)
 {
     struct poller_state *st = qfs_svc_data(svc);
     if (!st) return;
-    if (st->http) {
-        struct qfs_http_stats hs;
-        qfs_http_read_stats(st->http, &hs);
-        qfs_metrics_set_http(m, &hs);
-    }
+    qfs_metrics_read_http(m, st->http);
     if (!st->qualys) return;
     struct qfs_qualys_stats qs;
-    qfs_qualys_read_stats(st->qualys, &qs);
-    qfs_metrics_set_qualys(m, &qs);
+    qfs_metrics_read_qualys(m, st->qualys, &qs);
     qfs_metrics_counter_set_total(qfs_metrics_counter(m, "scans_submitted"),
                                   qs.calls[QFS_QUALYS_CALL_CREATE_SCHEDULE][QFS_OK]);
 }

@@ -369,6 +369,27 @@ static void test_client_stats(void **state)
     qfs_metrics_free(m);
 }
 
+/* Declared counters are listed at 0 before they move; a service without a client reads nothing
+ * from it, and gets zeroed Qualys stats to derive its own counters from. */
+static void test_declared_counters_and_absent_clients(void **state)
+{
+    struct qfs_metrics *m = qfs_metrics_new();
+    static const char *const names[] = {"scans_submitted", "polls"};
+    qfs_metrics_declare(m, names, 2);
+    qfs_metrics_count(m, "polls", 3);
+    qfs_metrics_read_http(m, NULL);
+    struct qfs_qualys_stats qs;
+    memset(&qs, 0xff, sizeof(qs));
+    qfs_metrics_read_qualys(m, NULL, &qs);
+    assert_true(qs.calls[QFS_QUALYS_CALL_CREATE_SCHEDULE][QFS_OK] == 0 && qs.retries == 0);
+    cJSON *root = line_of(m);
+    assert_true(num(root, "scans_submitted") == 0);
+    assert_true(num(root, "polls") == 3);
+    assert_null(cJSON_GetObjectItem(root, "http_requests"));
+    cJSON_Delete(root);
+    qfs_metrics_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -381,6 +402,7 @@ int main(void)
         cmocka_unit_test(test_registry_is_bounded),
         cmocka_unit_test(test_stats_json_is_cumulative),
         cmocka_unit_test(test_client_stats),
+        cmocka_unit_test(test_declared_counters_and_absent_clients),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

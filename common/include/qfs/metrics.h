@@ -14,6 +14,8 @@
 
 struct qfs_http_stats;
 struct qfs_qualys_stats;
+struct qfs_http;
+struct qfs_qualys;
 
 /* Names per registry. Past it, new names go to a sink that is never reported (logged once). */
 #define QFS_METRICS_MAX 256
@@ -100,5 +102,14 @@ void qfs_metrics_set_http(struct qfs_metrics *m, const struct qfs_http_stats *s)
 /* Set qualys_calls.<call>.<status> (calls ended, by final status; created once non-zero),
  * qualys_429s, qualys_retries and qualys_reauths to a Qualys client's totals. */
 void qfs_metrics_set_qualys(struct qfs_metrics *m, const struct qfs_qualys_stats *s);
+/* The same, read from the clients themselves; nothing for a NULL client (a service without one).
+ * qfs_metrics_read_qualys also copies the stats to out (zeroed without a client), for counters the
+ * service derives from them. */
+void qfs_metrics_read_http(struct qfs_metrics *m, const struct qfs_http *http);
+void qfs_metrics_read_qualys(struct qfs_metrics *m, const struct qfs_qualys *q,
+                             struct qfs_qualys_stats *out);
+/* Creates the counters names[0..n) at 0 if they do not exist yet, so the first stats line lists
+ * every counter a service keeps, not only those that have moved. */
+void qfs_metrics_declare(struct qfs_metrics *m, const char *const *names, size_t n);
 
 #endif
