@@ -52,6 +52,15 @@ qfs_status qfs_aws_role_arn(const char *partition, const char *account, const ch
     return w < 0 || (size_t)w >= n ? QFS_TOO_BIG : QFS_OK;
 }
 
+qfs_status qfs_aws_role_for(const char *hub_account, const char *partition, const char *account,
+                            const char *role_name, char *out, size_t n)
+{
+    if (!out || n == 0) return QFS_INVALID_ARG;
+    out[0] = '\0';
+    if (hub_account && account && strcmp(hub_account, account) == 0) return QFS_OK;
+    return qfs_aws_role_arn(partition, account, role_name, out, n);
+}
+
 bool qfs_aws_role_arn_is_valid(const char *arn)
 {
     if (!arn || strlen(arn) > MAX_ROLE_ARN || strncmp(arn, "arn:", 4) != 0) return false;

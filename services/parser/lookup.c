@@ -188,12 +188,14 @@ static void on_role(qfs_status st, const struct qfs_aws_credentials *creds, void
 static void with_creds(struct step *s, with_creds_fn fn)
 {
     struct job *job = s->job;
-    if (job->deps.hub_account && strcmp(job->deps.hub_account, s->account) == 0) {
+    char role[300];
+    qfs_status rs = qfs_aws_role_for(job->deps.hub_account, s->partition, s->account, job->deps.role_name,
+                                     role, sizeof(role));
+    if (rs == QFS_OK && !role[0]) {
         fn(s, NULL);
         return;
     }
-    char role[300];
-    if (qfs_aws_role_arn(s->partition, s->account, job->deps.role_name, role, sizeof(role)) != QFS_OK) {
+    if (rs != QFS_OK) {
         if (s->is_digest) {
             struct parser_digest_outcome o = {.unresolved = "no valid role ARN for the account", .reusable = true};
             digest_settle(s, &o);

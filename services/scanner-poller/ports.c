@@ -107,12 +107,12 @@ static qfs_status find_tag(void *impl, const struct qfs_image_id *img, poller_ta
     l->digest = qfs_xstrdup(img->digest);
     l->cb = cb;
     l->arg = arg;
-    qfs_status st;
-    if (ecr->hub_account && strcmp(ecr->hub_account, l->account) == 0) {
-        st = describe(l, NULL) == QFS_OK ? QFS_OK : QFS_PROTOCOL;
-    } else if (qfs_aws_role_arn(qfs_aws_partition(l->region), l->account, ecr->role_name, l->role,
-                                sizeof(l->role)) != QFS_OK) {
+    qfs_status st = qfs_aws_role_for(ecr->hub_account, qfs_aws_partition(l->region), l->account,
+                                     ecr->role_name, l->role, sizeof(l->role));
+    if (st != QFS_OK) {
         st = QFS_DENIED; /* no role to assume: QFS_ECS_DESCRIBE_ROLE_NAME is not a role name */
+    } else if (!l->role[0]) {
+        st = describe(l, NULL) == QFS_OK ? QFS_OK : QFS_PROTOCOL;
     } else {
         st = qfs_aws_sts_assume_role(ecr->sts, l->role, on_role, l) == QFS_OK ? QFS_OK : QFS_UNAVAILABLE;
     }

@@ -959,6 +959,12 @@ static void test_sts(void **state)
     assert_int_equal(qfs_aws_role_arn("aws", "222233334444", "a/b", arn, sizeof(arn)), QFS_INVALID_ARG);
     assert_int_equal(qfs_aws_role_arn("evil", "222233334444", "R", arn, sizeof(arn)), QFS_INVALID_ARG);
     assert_int_equal(qfs_aws_role_arn("aws", "222233334444", "R", arn, 10), QFS_TOO_BIG);
+    /* The hub account is reached with our own credentials: no role, even with no valid role name. */
+    assert_int_equal(qfs_aws_role_for("111122223333", "aws", "111122223333", "a/b", arn, sizeof(arn)), QFS_OK);
+    assert_string_equal(arn, "");
+    assert_int_equal(qfs_aws_role_for("111122223333", "aws", "222233334444", "R", arn, sizeof(arn)), QFS_OK);
+    assert_string_equal(arn, "arn:aws:iam::222233334444:role/R");
+    assert_int_equal(qfs_aws_role_for(NULL, "aws", "222233334444", "a/b", arn, sizeof(arn)), QFS_INVALID_ARG);
     assert_true(qfs_aws_role_arn_is_valid("arn:aws:iam::222233334444:role/path/to/R"));
     assert_false(qfs_aws_role_arn_is_valid("arn:aws:iam::222233334444:user/R"));
     assert_false(qfs_aws_role_arn_is_valid("arn:aws:iam::22223333444:role/R"));

@@ -17,6 +17,11 @@ struct qfs_aws_sts_options {
  * digits) or role name; QFS_TOO_BIG when out (n bytes) is too small. */
 qfs_status qfs_aws_role_arn(const char *partition, const char *account, const char *role_name,
                             char *out, size_t n);
+/* The role qfs assumes to reach account: none for the hub account (the account whose credentials
+ * qfs runs with), where out is set to "", else arn:<partition>:iam::<account>:role/<role_name> as
+ * qfs_aws_role_arn writes it, with its errors. */
+qfs_status qfs_aws_role_for(const char *hub_account, const char *partition, const char *account,
+                            const char *role_name, char *out, size_t n);
 /* True for arn:<partition>:iam::<12 digits>:role/<path/name>. */
 bool qfs_aws_role_arn_is_valid(const char *arn);
 
