@@ -19,8 +19,10 @@ struct parser_digest_flight {
     char *key;
     int64_t started_ms;
     bool mapped, done;
+    bool orphan; /* the memo is gone: those queued behind it cannot look again */
     char *digest, *unresolved; /* the kept answer, once done */
     struct parser_digest_waiter *waiters, *waiters_tail;
+    struct parser_digest_waiter *turns, *turns_tail; /* queued behind it */
 };
 
 struct parser_digests {
@@ -74,6 +76,7 @@ void parser_digests_free(struct parser_digests *m)
     while (m->oldest) {
         struct parser_digest_flight *f = m->oldest;
         /* A flight still in flight belongs to its lookup, which ends it later. */
+        f->orphan = !f->done;
         unmap(m, f);
     }
     free(m);
@@ -86,12 +89,27 @@ static struct parser_digest_flight *find(struct parser_digests *m, const char *k
     return NULL;
 }
 
-static void add_waiter(struct parser_digest_flight *f, struct parser_digest_waiter *w)
+static void append(struct parser_digest_waiter **head, struct parser_digest_waiter **tail,
+                   struct parser_digest_waiter *w)
 {
     w->next = NULL;
-    if (f->waiters_tail) f->waiters_tail->next = w;
-    else f->waiters = w;
-    f->waiters_tail = w;
+    if (*tail) (*tail)->next = w;
+    else *head = w;
+    *tail = w;
+}
+
+static void add_waiter(struct parser_digest_flight *f, struct parser_digest_waiter *w)
+{
+    append(&f->waiters, &f->waiters_tail, w);
+}
+
+bool parser_digests_wait_turn(struct parser_digests *m, const char *key, struct parser_digest_waiter *w)
+{
+    struct parser_digest_flight *f = find(m, key);
+    if (!f || f->done) return false;
+    append(&f->turns, &f->turns_tail, w);
+    m->stats.queued++;
+    return true;
 }
 
 bool parser_digests_join(struct parser_digests *m, const char *key, int64_t not_before_ms, int64_t now_ms,
@@ -146,8 +164,9 @@ struct parser_digest_flight *parser_digests_begin(struct parser_digests *m, cons
 void parser_digests_end(struct parser_digests *m, struct parser_digest_flight *f,
                         const struct parser_digest_outcome *o)
 {
-    struct parser_digest_waiter *w = f->waiters;
-    f->waiters = f->waiters_tail = NULL;
+    struct parser_digest_waiter *w = f->waiters, *t = f->turns;
+    f->waiters = f->waiters_tail = f->turns = f->turns_tail = NULL;
+    bool orphan = f->orphan;
     /* Settle the flight before answering: an answer may start other lookups. */
     bool keep = f->mapped && o->reusable;
     if (keep) {
@@ -163,6 +182,18 @@ void parser_digests_end(struct parser_digests *m, struct parser_digest_flight *f
         struct parser_digest_waiter *next = w->next;
         w->answered(w, o);
         w = next;
+    }
+    /* Those queued behind it: an answer began too early for them, so they look again (the first
+     * begins a lookup, the rest join it); a failure they share. */
+    bool answer = o->reusable && (o->digest || o->unresolved);
+    const struct parser_digest_outcome stopping = {.retry = QFS_UNAVAILABLE, .what = "DescribeImages",
+                                                   .detail = "the parser is stopping"};
+    while (t) {
+        struct parser_digest_waiter *next = t->next;
+        if (orphan) t->answered(t, &stopping);
+        else if (answer) t->turn(t);
+        else t->answered(t, o);
+        t = next;
     }
 }
 

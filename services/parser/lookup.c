@@ -39,6 +39,7 @@ struct step {
     char partition[16];
     struct parser_digest_waiter waiter;  /* digest lookup: answered through it */
     struct parser_digest_flight *flight; /* the shared lookup this step performs, when it does */
+    char key[QFS_IMAGE_KEY_MAX];         /* digest lookup: the image key, for the memo */
 };
 
 static void step_free(struct step *s)
@@ -388,12 +389,31 @@ int64_t parser_answer_not_before(const struct parser_plan *plan)
     return not_before;
 }
 
+/* s's tag lookup through the memo: the answer of a lookup begun after its deploy, else a turn
+ * behind the one in flight, else a lookup of its own. */
+static void digest_lookup(struct step *s)
+{
+    struct job *job = s->job;
+    struct parser_digests *m = job->deps.digests;
+    if (m && s->key[0]) {
+        int64_t now = qfs_now_ms();
+        if (parser_digests_join(m, s->key, parser_answer_not_before(&job->plan), now, &s->waiter)) return;
+        if (parser_digests_wait_turn(m, s->key, &s->waiter)) return;
+        s->flight = parser_digests_begin(m, s->key, now, &s->waiter);
+    }
+    with_creds(s, digest_with);
+}
+
+static void digest_turn(struct parser_digest_waiter *w)
+{
+    digest_lookup((struct step *)((char *)w - offsetof(struct step, waiter)));
+}
+
 static void start_digests(struct job *job)
 {
     job->grouped = true;
     parser_group(&job->plan, &job->images, &job->nimages);
     job->pending = 1;
-    int64_t not_before = parser_answer_not_before(&job->plan);
     for (size_t i = 0; i < job->nimages; i++) {
         struct qfs_image_record *rec = &job->images[i].record;
         if (rec->image.digest) continue;
@@ -406,17 +426,13 @@ static void start_digests(struct job *job)
         s->is_digest = true;
         s->image = i;
         s->waiter.answered = digest_answered;
+        s->waiter.turn = digest_turn;
         snprintf(s->account, sizeof(s->account), "%s", rec->image.account);
         snprintf(s->region, sizeof(s->region), "%s", rec->image.region);
         snprintf(s->partition, sizeof(s->partition), "%s", job->images[i].partition);
         job->pending++;
-        char key[QFS_IMAGE_KEY_MAX];
-        if (job->deps.digests && qfs_image_key_format(key, sizeof(key), &rec->image) == QFS_OK) {
-            int64_t now = qfs_now_ms();
-            if (parser_digests_join(job->deps.digests, key, not_before, now, &s->waiter)) continue;
-            s->flight = parser_digests_begin(job->deps.digests, key, now, &s->waiter);
-        }
-        with_creds(s, digest_with);
+        if (qfs_image_key_format(s->key, sizeof(s->key), &rec->image) != QFS_OK) s->key[0] = '\0';
+        digest_lookup(s);
     }
     step_done(job);
 }

@@ -93,15 +93,19 @@ struct parser_digest_outcome {
     bool reusable;
 };
 
-/* Someone waiting for a lookup's outcome; o and its strings are valid during the call only. */
+/* Someone waiting for a lookup's outcome; o and its strings are valid during the call only.
+ * turn: for parser_digests_wait_turn, called instead when the lookup ahead ended with an answer
+ * that cannot serve this deploy (it began too early): join or begin one now. */
 struct parser_digest_waiter {
     struct parser_digest_waiter *next;
     void (*answered)(struct parser_digest_waiter *w, const struct parser_digest_outcome *o);
+    void (*turn)(struct parser_digest_waiter *w);
 };
 
 struct parser_digest_stats {
     uint64_t lookups; /* lookups begun */
     uint64_t reused;  /* deploys answered by a lookup begun for another */
+    uint64_t queued;  /* deploys that waited for the lookup ahead of theirs to end */
     size_t entries;
 };
 
@@ -116,6 +120,11 @@ void parser_digests_free(struct parser_digests *m);
  * when it is done, else when it ends) and returns true; false: begin one. */
 bool parser_digests_join(struct parser_digests *m, const char *key, int64_t not_before_ms, int64_t now_ms,
                          struct parser_digest_waiter *w);
+/* When a lookup of key is in flight (one that began too early for w's deploy), queues w behind it
+ * and returns true: at its end w->turn runs, or w->answered with its outcome when that is a failure
+ * (which a lookup of w's own would have met too). One lookup per key is in flight at a time, so a
+ * burst of fresh deploys costs one lookup per lookup's duration, not one per deploy. */
+bool parser_digests_wait_turn(struct parser_digests *m, const char *key, struct parser_digest_waiter *w);
 /* Records a lookup of key beginning at now_ms, with w as its first waiter. */
 struct parser_digest_flight *parser_digests_begin(struct parser_digests *m, const char *key, int64_t now_ms,
                                                   struct parser_digest_waiter *w);

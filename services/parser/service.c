@@ -239,6 +239,7 @@ static void parser_collect(struct qfs_svc *svc, struct qfs_metrics *m)
     parser_digests_stats(st->digests, &ds);
     qfs_metrics_counter_set_total(qfs_metrics_counter(m, "ecr_tag_lookups"), ds.lookups);
     qfs_metrics_counter_set_total(qfs_metrics_counter(m, "ecr_tag_answers_shared"), ds.reused);
+    qfs_metrics_counter_set_total(qfs_metrics_counter(m, "ecr_tag_lookups_waited"), ds.queued);
 }
 
 static void parser_stop(struct qfs_svc *svc, void (*done)(struct qfs_svc *svc))

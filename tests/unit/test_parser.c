@@ -607,6 +607,65 @@ static void test_answer_not_before_takes_the_earlier_of_event_and_store_time(voi
     assert_true(parser_answer_not_before(&plan) == 1777629900000);
 }
 
+/* Deploys stored while a lookup is in flight wait for it to end, then share one new lookup: one
+ * call per lookup's duration however many arrive. A failure ahead of them is theirs too. */
+static struct parser_digests *turn_memo;
+static struct parser_digest_flight *turn_flight;
+static int turns;
+
+static void on_turn(struct parser_digest_waiter *w)
+{
+    turns++;
+    /* What the parser does on its turn: join a lookup begun after the deploy, else begin one. */
+    if (!parser_digests_join(turn_memo, KEY, 10500, 11000, w))
+        turn_flight = parser_digests_begin(turn_memo, KEY, 11000, w);
+}
+
+static void test_deploys_stored_during_a_lookup_share_the_next_one(void **state)
+{
+    (void)state;
+    struct parser_digests *m = turn_memo = parser_digests_new(16, 60000);
+    struct answer lead = {.w.answered = on_answer}, b = {.w.answered = on_answer, .w.turn = on_turn},
+                  c = {.w.answered = on_answer, .w.turn = on_turn};
+    struct parser_digest_flight *f = parser_digests_begin(m, KEY, 10000, &lead.w);
+    /* Stored at 10.4 s and 10.5 s, after the lookup began: it cannot answer them. */
+    assert_false(parser_digests_join(m, KEY, 10400, 10450, &b.w));
+    assert_true(parser_digests_wait_turn(m, KEY, &b.w));
+    assert_false(parser_digests_join(m, KEY, 10500, 10550, &c.w));
+    assert_true(parser_digests_wait_turn(m, KEY, &c.w));
+    struct parser_digest_outcome o = {.digest = DIG_A, .reusable = true};
+    turn_flight = NULL;
+    parser_digests_end(m, f, &o);
+    assert_int_equal(lead.calls, 1);
+    /* Both had their turn: the first began the next lookup, the second joined it. */
+    assert_int_equal(turns, 2);
+    assert_non_null(turn_flight);
+    assert_int_equal(b.calls + c.calls, 0);
+    struct parser_digest_outcome o2 = {.digest = DIG_B, .reusable = true};
+    parser_digests_end(m, turn_flight, &o2);
+    assert_int_equal(b.calls, 1);
+    assert_int_equal(c.calls, 1);
+    assert_string_equal(b.digest, DIG_B);
+    assert_string_equal(c.digest, DIG_B);
+    struct parser_digest_stats st;
+    parser_digests_stats(m, &st);
+    assert_int_equal(st.lookups, 2);
+    assert_int_equal(st.queued, 2);
+
+    /* A lookup that fails answers those queued behind it with its failure: no lookup of theirs. */
+    struct answer lead2 = {.w.answered = on_answer}, d = {.w.answered = on_answer, .w.turn = on_turn};
+    f = parser_digests_begin(m, KEY, 20000, &lead2.w);
+    assert_true(parser_digests_wait_turn(m, KEY, &d.w));
+    struct parser_digest_outcome fail = {.retry = QFS_UNAVAILABLE, .what = "DescribeImages"};
+    parser_digests_end(m, f, &fail);
+    assert_int_equal(turns, 2);
+    assert_int_equal(d.calls, 1);
+    assert_int_equal(d.retry, QFS_UNAVAILABLE);
+    /* Nothing in flight: no turn to wait for. */
+    assert_false(parser_digests_wait_turn(m, KEY, &d.w));
+    parser_digests_free(m);
+}
+
 static void test_lookup_in_flight_answers_every_deploy_it_postdates(void **state)
 {
     (void)state;
@@ -696,12 +755,19 @@ static void test_lookup_outlives_the_memo(void **state)
     (void)state;
     /* The service stops with a lookup in flight: the memo goes first, the lookup ends later. */
     struct parser_digests *m = parser_digests_new(4, 60000);
-    struct answer a = {.w.answered = on_answer};
+    struct answer a = {.w.answered = on_answer}, q = {.w.answered = on_answer, .w.turn = on_turn};
     struct parser_digest_flight *f = parser_digests_begin(m, KEY, 1000, &a.w);
+    assert_true(parser_digests_wait_turn(m, KEY, &q.w));
     parser_digests_free(m);
-    struct parser_digest_outcome o = {.retry = QFS_UNAVAILABLE, .what = "DescribeImages"};
+    /* Even an answer: the deploy queued behind it has no memo to look again in, so it retries. */
+    struct parser_digest_outcome o = {.digest = DIG_A, .reusable = true};
+    turns = 0;
     parser_digests_end(NULL, f, &o);
     assert_int_equal(a.calls, 1);
+    assert_string_equal(a.digest, DIG_A);
+    assert_int_equal(turns, 0);
+    assert_int_equal(q.calls, 1);
+    assert_int_equal(q.retry, QFS_UNAVAILABLE);
 }
 
 int main(void)
@@ -710,6 +776,7 @@ int main(void)
         cmocka_unit_test(test_shared_image_gives_one_record_naming_every_container),
         cmocka_unit_test(test_answer_not_before_takes_the_earlier_of_event_and_store_time),
         cmocka_unit_test(test_lookup_in_flight_answers_every_deploy_it_postdates),
+        cmocka_unit_test(test_deploys_stored_during_a_lookup_share_the_next_one),
         cmocka_unit_test(test_newer_lookup_replaces_the_answer),
         cmocka_unit_test(test_failures_are_not_kept_and_old_answers_expire),
         cmocka_unit_test(test_lookup_outlives_the_memo),
