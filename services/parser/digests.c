@@ -1,10 +1,11 @@
 /* qfs-parser's tag answers: one ECR DescribeImages serves every deploy that happened before it.
  *
  * A tag is resolved to learn what a deploy ran. Any answer ECR gave after the deploy is as good as
- * a fresh one, so a deploy takes the answer of a lookup that started after its event time, done or
- * still in flight, and only starts its own when there is none. A burst of deploys of one image
- * costs one ECR call, and a tag moved after a lookup is never answered with the old digest for a
- * deploy made after the move. */
+ * a fresh one, so a deploy takes the answer of a lookup that started after it (parser.h,
+ * parser_answer_not_before), done or still in flight. When the lookup in flight started too early,
+ * the deploy waits for it to end and looks again, so one lookup per image is in flight at a time.
+ * A burst of deploys of one image costs one ECR call per lookup's duration, and a tag moved after a
+ * lookup is never answered with the old digest for a deploy made after the move. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -186,8 +187,9 @@ void parser_digests_end(struct parser_digests *m, struct parser_digest_flight *f
     /* Those queued behind it: an answer began too early for them, so they look again (the first
      * begins a lookup, the rest join it); a failure they share. */
     bool answer = o->reusable && (o->digest || o->unresolved);
-    const struct parser_digest_outcome stopping = {.retry = QFS_UNAVAILABLE, .what = "DescribeImages",
-                                                   .detail = "the parser is stopping"};
+    const struct parser_digest_outcome stopping = {
+        .retry = QFS_UNAVAILABLE, .what = "DescribeImages", .detail = "the parser is stopping",
+        .give_up = "the parser stopped before the tag was resolved"};
     while (t) {
         struct parser_digest_waiter *next = t->next;
         if (orphan) t->answered(t, &stopping);
