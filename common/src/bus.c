@@ -107,7 +107,7 @@ struct qfs_bus {
     uv_check_t check;     /* reads what nats.c queued during the loop turn's I/O */
     uv_work_t flush;
     pthread_mutex_t mu;
-    pthread_cond_t cond;
+    pthread_cond_t cond; /* signals nats_closed */
     struct event *ev_head, *ev_tail;
     natsSubscription *ack_sub;        /* <ack inbox>.*: PubAcks */
     char *ack_inbox;
@@ -273,6 +273,23 @@ static qfs_status split_servers(const char *url, char ***out, int *n)
 static void on_async(uv_async_t *h);
 static void on_check(uv_check_t *h);
 
+/* Subscribes <a new inbox>.* without a callback or pending limits, for replies read on the loop
+ * (on_check): each reply's subject is <inbox>.<n>, and *inbox (the caller's) names it. */
+static natsStatus subscribe_inbox(natsConnection *nc, char **inbox, natsSubscription **sub)
+{
+    natsInbox *name = NULL;
+    natsStatus s = natsInbox_Create(&name);
+    if (s == NATS_OK) {
+        *inbox = qfs_xstrdup(name);
+        char *wild = qfs_xasprintf("%s.*", name);
+        s = natsConnection_SubscribeSync(sub, nc, wild);
+        free(wild);
+    }
+    natsInbox_Destroy(name);
+    if (s == NATS_OK) s = natsSubscription_SetPendingLimits(*sub, -1, -1);
+    return s;
+}
+
 qfs_status qfs_bus_new(struct qfs_bus **out, uv_loop_t *loop, const struct qfs_bus_options *o)
 {
     if (!o->url || !o->name || !o->stream || !o->subjects || !o->subjects[0]) return QFS_INVALID_ARG;
@@ -337,17 +354,8 @@ qfs_status qfs_bus_new(struct qfs_bus **out, uv_loop_t *loop, const struct qfs_b
         jo.Wait = 5000;
         s = natsConnection_JetStream(&bus->js, bus->nc, &jo);
     }
-    /* PubAcks come to <ack inbox>.<seq>, read on the loop (on_check). */
-    natsInbox *inbox = NULL;
-    if (s == NATS_OK) s = natsInbox_Create(&inbox);
-    if (s == NATS_OK) {
-        bus->ack_inbox = qfs_xstrdup(inbox);
-        char *wild = qfs_xasprintf("%s.*", inbox);
-        s = natsConnection_SubscribeSync(&bus->ack_sub, bus->nc, wild);
-        free(wild);
-    }
-    natsInbox_Destroy(inbox);
-    if (s == NATS_OK) s = natsSubscription_SetPendingLimits(bus->ack_sub, -1, -1);
+    /* PubAcks come to <ack inbox>.<seq>. */
+    if (s == NATS_OK) s = subscribe_inbox(bus->nc, &bus->ack_inbox, &bus->ack_sub);
     if (s != NATS_OK) {
         qfs_error("nats setup failed", "error", natsStatus_GetText(s));
         qfs_bus_close(bus, NULL, NULL);
@@ -372,7 +380,7 @@ uint64_t qfs_bus_consumer_received(const struct qfs_bus *bus, size_t i)
     return i < bus->nfetchers ? bus->fetchers[i].received : 0;
 }
 
-/* ---- stream and consumers (fetch threads) -------------------------------------------------- */
+/* ---- stream and consumers (set-up threads) ------------------------------------------------- */
 
 static void sleep_ms(int ms)
 {
@@ -598,16 +606,7 @@ static void on_check(uv_check_t *h)
 static void fetcher_ready(struct fetcher *f)
 {
     struct qfs_bus *bus = f->bus;
-    natsInbox *inbox = NULL;
-    natsStatus s = natsInbox_Create(&inbox);
-    if (s == NATS_OK) {
-        f->inbox = qfs_xstrdup(inbox);
-        char *wild = qfs_xasprintf("%s.*", inbox);
-        s = natsConnection_SubscribeSync(&f->inbox_sub, bus->nc, wild);
-        free(wild);
-    }
-    natsInbox_Destroy(inbox);
-    if (s == NATS_OK) s = natsSubscription_SetPendingLimits(f->inbox_sub, -1, -1);
+    natsStatus s = subscribe_inbox(bus->nc, &f->inbox, &f->inbox_sub);
     if (s != NATS_OK) {
         qfs_error("cannot subscribe a consumer's inbox", "consumer", f->durable, "error", natsStatus_GetText(s));
         return;
@@ -678,9 +677,6 @@ void qfs_bus_stop_fetching(struct qfs_bus *bus, void (*done)(void *arg), void *a
     bus->stopped = done;
     bus->stopped_arg = arg;
     atomic_store(&bus->stopping, true);
-    pthread_mutex_lock(&bus->mu);
-    pthread_cond_broadcast(&bus->cond);
-    pthread_mutex_unlock(&bus->mu);
     /* The server holds our pull requests until they expire and would go on filling them: without
      * interest in their inboxes it drops them, and what is already here goes back (NAKs). */
     for (size_t i = 0; i < bus->nfetchers; i++) {
@@ -1283,9 +1279,6 @@ void qfs_bus_close(struct qfs_bus *bus, void (*closed)(void *arg), void *arg)
     bus->closed_arg = arg;
     bus->closing = true;
     atomic_store(&bus->stopping, true);
-    pthread_mutex_lock(&bus->mu);
-    pthread_cond_broadcast(&bus->cond);
-    pthread_mutex_unlock(&bus->mu);
     /* The set-up threads end within one back-off (their JetStream calls time out on their own).
      * What the inboxes hold goes back to the server (NAKs) before the flush. */
     for (size_t i = 0; i < bus->nfetchers; i++)
@@ -1319,9 +1312,6 @@ void qfs_bus_close(struct qfs_bus *bus, void (*closed)(void *arg), void *arg)
 static void close_finish(struct qfs_bus *bus)
 {
     atomic_store(&bus->stopping, true);
-    pthread_mutex_lock(&bus->mu);
-    pthread_cond_broadcast(&bus->cond);
-    pthread_mutex_unlock(&bus->mu);
 
     /* Whatever is still waiting fails now. */
     while (bus->wait_head) {
