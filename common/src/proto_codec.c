@@ -269,32 +269,21 @@ void qfs__pd_init(struct qfs__pd *d, char *err, size_t errlen)
     d->errlen = err ? errlen : 0;
     d->path[0] = '\0';
     d->last = d->last_obj = NULL;
-    d->nchecked = 0;
     if (d->errlen) err[0] = '\0';
 }
 
-static bool checked(const struct qfs__pd *d, const cJSON *obj)
-{
-    unsigned n = d->nchecked < 4 ? d->nchecked : 4;
-    for (unsigned i = 0; i < n; i++)
-        if (d->checked[i] == obj) return true;
-    return false;
-}
-
 /* obj's member name, the first of that name as cJSON finds it. Messages are written by our
- * encoders, whose field order the decoders follow, so the member after the last one found is tried
- * first: one comparison instead of a walk from the start for every field. Only in an object that
- * qfs__pd_object found free of duplicate names, where a match is the only one. */
+ * encoders, whose field order the decoders follow, so in the object qfs__pd_object last checked
+ * (free of duplicate names: a match is the only one) the member after the last one found is tried
+ * first, one comparison instead of a walk from the start for every field. */
 static const cJSON *find_field(struct qfs__pd *d, const cJSON *obj, const char *name)
 {
-    const cJSON *next = d->last_obj == obj && d->last && checked(d, obj) ? d->last->next : NULL;
+    if (d->last_obj != obj) return cJSON_GetObjectItemCaseSensitive(obj, name);
+    const cJSON *next = d->last ? d->last->next : obj->child;
     const cJSON *item = next && next->string && strcmp(next->string, name) == 0
                             ? next
                             : cJSON_GetObjectItemCaseSensitive(obj, name);
-    if (item) {
-        d->last = item;
-        d->last_obj = obj;
-    }
+    if (item) d->last = item;
     return item;
 }
 
@@ -395,7 +384,8 @@ qfs_status qfs__pd_object(struct qfs__pd *d, const cJSON *obj, const char *field
     }
     for (size_t i = 0; i < nkeys; i++)
         if (!(seen & (UINT64_C(1) << i))) return qfs__pd_fail(d, keys[i], "missing");
-    d->checked[d->nchecked++ % 4] = obj;
+    d->last_obj = obj;
+    d->last = NULL;
     return QFS_OK;
 }
 

@@ -132,11 +132,8 @@ bool qfs_deploy_skip_is_kept(const struct qfs_skip *s)
 static char *cut_text(const char *s, size_t max)
 {
     if (!s) return NULL;
-    size_t n = strlen(s);
-    if (n <= max) return qfs_xstrdup(s);
-    size_t k = max - 3;
-    while (k > 0 && ((unsigned char)s[k] & 0xC0) == 0x80) k--;
-    if (k == 0) return qfs_xstrdup("...");
+    if (strlen(s) <= max) return qfs_xstrdup(s);
+    size_t k = qfs_utf8_cut(s, max - 3);
     char *out = qfs_xmalloc(k + 4);
     memcpy(out, s, k);
     memcpy(out + k, "...", 4);
@@ -160,16 +157,10 @@ qfs_status qfs_deploy_skip_entry(const struct qfs_skip *s, char **json)
     };
     *json = NULL;
     for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
-        struct qfs_skip c = *s; /* borrowed strings, replaced by cut copies below */
-        char *image = levels[i].text == SIZE_MAX ? NULL : cut_text(s->image, levels[i].text);
-        char *detail = levels[i].text == SIZE_MAX ? NULL : cut_text(s->detail, levels[i].text);
-        char *principal =
-            levels[i].text == SIZE_MAX ? NULL : cut_text(s->deploy.principal, levels[i].text);
-        if (levels[i].text != SIZE_MAX) {
-            c.image = image;
-            c.detail = detail;
-            c.deploy.principal = principal;
-        }
+        struct qfs_skip c = *s; /* borrowed strings, the cut ones copies */
+        char *image = c.image = cut_text(s->image, levels[i].text);
+        char *detail = c.detail = cut_text(s->detail, levels[i].text);
+        char *principal = c.deploy.principal = cut_text(s->deploy.principal, levels[i].text);
         if (c.deploy.ncontainers > levels[i].containers) c.deploy.ncontainers = levels[i].containers;
         if (!levels[i].ecs) c.deploy.task_definition_arn = c.deploy.cluster = c.deploy.service = NULL;
         char *out = NULL;

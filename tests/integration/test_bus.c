@@ -185,16 +185,25 @@ static bool all_settled(void *arg)
     return ok;
 }
 
+/* Publishes body with Nats-Msg-Id id and returns what the first echo service made of it, once it
+ * is known to be body's echo (the caller deletes it). */
+static cJSON *echoed(struct env *e, const char *body, const char *id, int timeout_ms)
+{
+    assert_false(js_publish(e, body, strlen(body), id));
+    cJSON *out = next_json(e->out, timeout_ms, NULL);
+    if (!out) qfs_test_proc_dump_log(e->svc[0], 40);
+    assert_non_null(out);
+    assert_string_equal(cJSON_GetObjectItem(out, "echo")->valuestring, body);
+    return out;
+}
+
 static void test_publish_consume_ack(void **state)
 {
     struct env *e = *state;
     start_echo(e, 0);
     wait_healthy(e, 0);
     const char *body = "{\"action\":\"ok\"}";
-    assert_false(js_publish(e, body, strlen(body), "evt-1"));
-    cJSON *out = next_json(e->out, 10000, NULL);
-    assert_non_null(out);
-    assert_string_equal(cJSON_GetObjectItem(out, "echo")->valuestring, body);
+    cJSON *out = echoed(e, body, "evt-1", 10000);
     assert_int_equal(cJSON_GetObjectItem(out, "delivery")->valueint, 1);
     cJSON_Delete(out);
     assert_true(qfs_test_eventually(all_settled, e, 10000));
@@ -465,20 +474,10 @@ static void test_server_restart_resumes_pulling(void **state)
     struct env *e = *state;
     start_echo(e, 0);
     wait_healthy(e, 0);
-    const char *a = "{\"action\":\"ok\",\"n\":1}";
-    assert_false(js_publish(e, a, strlen(a), "evt-before"));
-    cJSON *out = next_json(e->out, 10000, NULL);
-    assert_non_null(out);
-    assert_string_equal(cJSON_GetObjectItem(out, "echo")->valuestring, a);
-    cJSON_Delete(out);
+    cJSON_Delete(echoed(e, "{\"action\":\"ok\",\"n\":1}", "evt-before", 10000));
 
     qfs_test_nats_restart(&e->nats);
-    const char *b = "{\"action\":\"ok\",\"n\":2}";
-    assert_false(js_publish(e, b, strlen(b), "evt-after"));
-    out = next_json(e->out, 20000, NULL);
-    if (!out) qfs_test_proc_dump_log(e->svc[0], 40);
-    assert_non_null(out);
-    assert_string_equal(cJSON_GetObjectItem(out, "echo")->valuestring, b);
+    cJSON *out = echoed(e, "{\"action\":\"ok\",\"n\":2}", "evt-after", 20000);
     assert_int_equal(cJSON_GetObjectItem(out, "delivery")->valueint, 1);
     cJSON_Delete(out);
     assert_true(qfs_test_proc_alive(e->svc[0]));

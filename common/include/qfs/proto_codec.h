@@ -21,12 +21,10 @@ struct qfs__pd {
     char *err;
     size_t errlen;
     char path[192];
-    /* The last field found, and its object: decoders read fields in the order encoders write
-     * them, so the next one is usually right after it (see find_field). Only for the objects
-     * qfs__pd_object last found free of duplicate names. */
-    const cJSON *last, *last_obj;
-    const cJSON *checked[4];
-    unsigned nchecked;
+    /* The object qfs__pd_object last found free of duplicate names, and the last field found in
+     * it (NULL: none yet): decoders read fields in the order encoders write them, so the next one
+     * is usually right after it (see find_field). */
+    const cJSON *last_obj, *last;
 };
 
 /* What a string field must look like. Lengths are in code points, as JSON Schema counts them. */
