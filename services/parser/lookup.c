@@ -326,10 +326,15 @@ static void start_lookups(struct job *job)
 
 /* ---- digests ---------------------------------------------------------------------------------- */
 
+static struct step *step_of(struct parser_digest_waiter *w)
+{
+    return (struct step *)((char *)w - offsetof(struct step, waiter));
+}
+
 /* One deploy's image gets the outcome of a tag lookup, its own or one it joined. */
 static void digest_answered(struct parser_digest_waiter *w, const struct parser_digest_outcome *o)
 {
-    struct step *s = (struct step *)((char *)w - offsetof(struct step, waiter));
+    struct step *s = step_of(w);
     struct job *job = s->job;
     struct qfs_image_record *rec = &job->images[s->image].record;
     if (o->digest) rec->image.digest = qfs_xstrdup(o->digest);
@@ -406,7 +411,7 @@ static void digest_lookup(struct step *s)
 
 static void digest_turn(struct parser_digest_waiter *w)
 {
-    digest_lookup((struct step *)((char *)w - offsetof(struct step, waiter)));
+    digest_lookup(step_of(w));
 }
 
 static void start_digests(struct job *job)
