@@ -204,10 +204,10 @@ void qfs_log(enum qfs_log_level level, const char *msg, ...)
     line.max = MAX_LINE + 64;
     if (full) qfs_buf_puts(&line, ",\"truncated\":true");
     qfs_buf_puts(&line, "}\n");
-    if (log_buffered && line.data && qfs_buf_append(&log_pending, line.data, line.len) == QFS_OK) {
+    if (log_buffered) {
+        qfs_buf_append(&log_pending, line.data, line.len); /* no cap: only fails by aborting */
         if (level >= QFS_LOG_WARN || log_pending.len >= LOG_BUFFER_MAX) flush_locked();
     } else {
-        if (log_pending.len) flush_locked(); /* what came before goes first */
         write_all(line.data, line.len);
     }
     pthread_mutex_unlock(&log_mu);
