@@ -130,6 +130,25 @@ function procCpu(pid) {
   }
 }
 
+// Context switches summed over a process's threads (/proc/PID/task/*/status): how often it was
+// woken or preempted, which on a small machine costs as much as the work itself.
+function procSwitches(pid) {
+  try {
+    let n = 0;
+    for (const t of fs.readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const st = fs.readFileSync(`/proc/${pid}/task/${t}/status`, 'utf8');
+        for (const m of st.matchAll(/^(?:non)?voluntary_ctxt_switches:\s+(\d+)$/gm)) n += Number(m[1]);
+      } catch {
+        // the thread ended
+      }
+    }
+    return n;
+  } catch {
+    return null;
+  }
+}
+
 function machine() {
   let model = 'unknown';
   try {
@@ -364,7 +383,13 @@ function snapshotCpu(st, names) {
   return o;
 }
 
-function cpuDelta(a, b, per, events) {
+function snapshotSwitches(st, names) {
+  const o = {};
+  for (const n of [...names, 'redis-server', 'aws-sim']) o[n] = procSwitches(pidOf(st, n));
+  return o;
+}
+
+function deltaPer(a, b, per, events) {
   const o = {};
   for (const n of Object.keys(a)) o[n] = a[n] === null || b[n] === null ? null : round(((b[n] - a[n]) * per) / events, 3);
   return o;
@@ -475,7 +500,7 @@ async function runScale(opts, scale, workDir) {
       qualys_calls: scanCalls,
       qualys_calls_per_image: round(scanCalls.total / n.scans, 2),
       polls_per_image: round(polls / n.scans, 2),
-      cpu_s_per_1000_scans: cpuDelta(cpuScan0, cpuScan1, 1000, n.scans),
+      cpu_s_per_1000_scans: deltaPer(cpuScan0, cpuScan1, 1000, n.scans),
     };
     result.memory_after_scans = memory(st, names);
 
@@ -503,11 +528,13 @@ async function runScale(opts, scale, workDir) {
     const base = await st.streamMessages();
     const tpCalls0 = await tpCalls(st);
     const cpuTp0 = snapshotCpu(st, names);
+    const swTp0 = snapshotSwitches(st, names);
     const resumed = Date.now();
     st.signal('ingest', 'SIGCONT');
     await waitFor('the throughput events to be skipped as cached', async () => (await st.streamMessages()) >= base + 3 * n.throughput,
       60000 + n.throughput * 20, 200);
     const cpuTp1 = snapshotCpu(st, names);
+    const swTp1 = snapshotSwitches(st, names);
     const tpCalls1 = await tpCalls(st);
     const tpEvents = st.stored('qfs.events.>').filter((m) => m.trace.startsWith(`tp-${tag}-`));
     const tpImages = st.stored('qfs.images.>').filter((m) => m.trace.startsWith(`tp-${tag}-`));
@@ -526,7 +553,8 @@ async function runScale(opts, scale, workDir) {
       // Seconds from ingest resuming until each stage had stored its last message: a stage that
       // finishes right after the one before it is not the bottleneck.
       stage_done_s: { events: lastOf(tpEvents), images: lastOf(tpImages), skips: lastOf(tpSkips) },
-      cpu_s_per_1000_events: cpuDelta(cpuTp0, cpuTp1, 1000, n.throughput),
+      cpu_s_per_1000_events: deltaPer(cpuTp0, cpuTp1, 1000, n.throughput),
+      context_switches_per_event: deltaPer(swTp0, swTp1, 1, n.throughput),
       // One tag for every event: a lookup serves the deploys stored before it began.
       ecr_tag_lookups: tpCalls1.ecr - tpCalls0.ecr,
       // SQS caps both at 10 messages: 2,000 of each per 20,000 events is the floor.
@@ -606,6 +634,10 @@ function table(res) {
   for (const s of ['ingest', 'parser', 'cache', 'nats-server']) {
     rows.push([`${s} CPU-s per 1,000 cache-hit events`, ...pick((r) => r.throughput.cpu_s_per_1000_events[s]), '']);
   }
+  rows.push(['context switches per cache-hit event (services / nats)', ...pick((r) => {
+    const c = r.throughput.context_switches_per_event;
+    return `${fmt(round(c.ingest + c.parser + c.cache, 2))} / ${fmt(round(c['nats-server'], 2))}`;
+  }), '']);
   for (const s of ['cache', 'registry', 'scanner-poller', 'notifier']) {
     rows.push([`${s} CPU-s per 1,000 scanned images`, ...pick((r) => r.scans.cpu_s_per_1000_scans[s]), '']);
   }
