@@ -106,6 +106,10 @@ struct qfs_bus {
     uv_async_t async;
     uv_timer_t keepalive; /* tells the server about deliveries held long, so AckWait can be short */
     uv_check_t check;     /* reads what nats.c queued during the loop turn's I/O */
+    uv_prepare_t write_turn; /* writes what the loop turn buffered, see io_write */
+    uv_thread_t loop_thread;
+    struct nats_io *io;
+    bool writing, written; /* in on_write_turn; the buffer went out whole */
     uv_work_t flush;
     pthread_mutex_t mu;
     pthread_cond_t cond; /* signals nats_closed */
@@ -179,6 +183,84 @@ static void open_nats_library(void)
     bool batch = sched_getscheduler(0) == SCHED_OTHER && sched_setscheduler(0, SCHED_BATCH, &none) == 0;
     nats_Open(-1);
     if (batch) sched_setscheduler(0, SCHED_OTHER, &none);
+}
+
+/* ---- the socket ------------------------------------------------------------------------------
+ *
+ * nats.c's libuv adapter, with one change: the loop thread does not wait for the socket to be
+ * writable. nats.c asks for writability whenever it has buffered something, and the adapter asks
+ * libuv, whose uv_poll_start takes the socket out of epoll and puts it back (two epoll_ctl), twice
+ * per write; a service under load made more epoll_ctl calls than all its other system calls
+ * together. The socket is nearly always writable: what the loop turn buffered is written just
+ * before the loop polls again (on_write_turn), and only a write the socket could not take whole, or
+ * a write asked for by another thread (nats.c's own, while it reconnects or flushes), waits for
+ * writability the adapter's way. */
+struct nats_io {
+    struct qfs_bus *bus;
+    void *nle;                 /* the adapter's state */
+    atomic_bool write_polled;  /* the adapter watches for writability */
+    atomic_bool detached;
+};
+
+static natsStatus io_attach(void **user, void *arg, natsConnection *nc, natsSock sock)
+{
+    struct qfs_bus *bus = arg;
+    struct nats_io *io = *user ? *user : bus->io;
+    atomic_store(&io->detached, false);
+    atomic_store(&io->write_polled, false);
+    natsStatus s = natsLibuv_Attach(&io->nle, bus->loop, nc, sock);
+    if (s == NATS_OK) *user = io;
+    return s;
+}
+
+static natsStatus io_read(void *user, bool add)
+{
+    struct nats_io *io = user;
+    return natsLibuv_Read(io->nle, add);
+}
+
+static void on_write_turn(uv_prepare_t *h);
+
+static natsStatus io_write(void *user, bool add)
+{
+    struct nats_io *io = user;
+    struct qfs_bus *bus = io->bus;
+    uv_thread_t self = uv_thread_self();
+    bool loop_thread = uv_thread_equal(&self, &bus->loop_thread);
+    if (loop_thread && add && !bus->writing) {
+        uv_prepare_start(&bus->write_turn, on_write_turn);
+        return NATS_OK;
+    }
+    if (loop_thread && !add && bus->writing) bus->written = true;
+    if (!add && !atomic_load(&io->write_polled)) return NATS_OK;
+    atomic_store(&io->write_polled, add);
+    return natsLibuv_Write(io->nle, add);
+}
+
+static natsStatus io_detach(void *user)
+{
+    struct nats_io *io = user;
+    atomic_store(&io->detached, true);
+    return natsLibuv_Detach(io->nle);
+}
+
+static void on_write_turn(uv_prepare_t *h)
+{
+    struct qfs_bus *bus = h->data;
+    uv_prepare_stop(h);
+    struct nats_io *io = bus->io;
+    if (!bus->nc || atomic_load(&io->detached) || atomic_load(&io->write_polled) ||
+        natsConnection_Status(bus->nc) != NATS_CONN_STATUS_CONNECTED || natsConnection_Buffered(bus->nc) <= 0)
+        return;
+    bus->writing = true;
+    bus->written = false;
+    natsConnection_ProcessWriteEvent(bus->nc); /* ends with io_write(remove) when all went out */
+    bus->writing = false;
+    if (!bus->written && !atomic_load(&io->detached) &&
+        natsConnection_Status(bus->nc) == NATS_CONN_STATUS_CONNECTED && natsConnection_Buffered(bus->nc) > 0) {
+        atomic_store(&io->write_polled, true);
+        natsLibuv_Write(io->nle, true);
+    }
 }
 
 static qfs_status map_nats(natsStatus s)
@@ -332,6 +414,11 @@ qfs_status qfs_bus_new(struct qfs_bus **out, uv_loop_t *loop, const struct qfs_b
     uv_check_init(loop, &bus->check);
     bus->check.data = bus;
     uv_check_start(&bus->check, on_check);
+    uv_prepare_init(loop, &bus->write_turn);
+    bus->write_turn.data = bus;
+    bus->loop_thread = uv_thread_self();
+    bus->io = qfs_xcalloc(1, sizeof(*bus->io));
+    bus->io->bus = bus;
 
     open_nats_library();
     natsLibuv_Init();
@@ -354,8 +441,7 @@ qfs_status qfs_bus_new(struct qfs_bus **out, uv_loop_t *loop, const struct qfs_b
      * every publish wakes nats.c's flusher thread, which then wakes the loop. */
     if (s == NATS_OK) s = natsOptions_SetSendAsap(bus->nopts, true);
     if (s == NATS_OK)
-        s = natsOptions_SetEventLoop(bus->nopts, loop, natsLibuv_Attach, natsLibuv_Read,
-                                     natsLibuv_Write, natsLibuv_Detach);
+        s = natsOptions_SetEventLoop(bus->nopts, bus, io_attach, io_read, io_write, io_detach);
     for (int i = 0; i < nservers; i++) free(servers[i]);
     free(servers);
     if (s == NATS_OK) {
@@ -1244,10 +1330,16 @@ void qfs_bus_nak_all(struct qfs_bus *bus)
 
 static void on_async_closed(uv_handle_t *h);
 
-static void on_check_closed(uv_handle_t *h)
+static void on_write_turn_closed(uv_handle_t *h)
 {
     struct qfs_bus *bus = h->data;
     uv_close((uv_handle_t *)&bus->async, on_async_closed);
+}
+
+static void on_check_closed(uv_handle_t *h)
+{
+    struct qfs_bus *bus = h->data;
+    uv_close((uv_handle_t *)&bus->write_turn, on_write_turn_closed);
 }
 
 static void on_keepalive_closed(uv_handle_t *h)
@@ -1268,6 +1360,7 @@ static void on_async_closed(uv_handle_t *h)
     free(bus->name);
     free(bus->stream);
     free(bus->ack_inbox);
+    free(bus->io);
     pthread_mutex_destroy(&bus->mu);
     pthread_cond_destroy(&bus->cond);
     free(bus);
