@@ -10,6 +10,9 @@ const { AwsError, toXml, xmlEscape, requestId } = require('./util');
 const sigv4 = require('./sigv4');
 const { Faults } = require('./faults');
 
+// The target of nearly every AWS JSON-protocol call: parsed once, read only.
+const ROOT_URL = new URL('/', 'http://localhost');
+
 // Request bodies above this size are refused before parsing (SQS batches top out at 1 MiB of payload).
 const MAX_BODY_BYTES = 16 * 1024 * 1024;
 
@@ -69,7 +72,7 @@ class Router {
 
   async handle(req, res) {
     const started = Date.now();
-    const url = new URL(req.url, 'http://localhost');
+    const url = req.url === '/' ? ROOT_URL : new URL(req.url, 'http://localhost');
     let rawBody;
     try {
       rawBody = await readBody(req);

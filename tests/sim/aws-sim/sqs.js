@@ -97,6 +97,24 @@ function intParam(value, name, min, max, reason) {
   return n;
 }
 
+// parseQueueUrl matches a queue URL's path: [path, account, name], or null. Clients send the same
+// few URLs on every call, so the answers are kept (a bounded cache: cleared when it fills).
+const queueUrlCache = new Map();
+function parseQueueUrl(queueUrl) {
+  let m = queueUrlCache.get(queueUrl);
+  if (m !== undefined) return m;
+  let path;
+  try {
+    path = new URL(queueUrl).pathname;
+  } catch (e) {
+    path = null;
+  }
+  m = (path && /^\/(\d{12})\/([A-Za-z0-9_-]{1,80}(?:\.fifo)?)\/?$/.exec(path)) || null;
+  if (queueUrlCache.size >= 1000) queueUrlCache.clear();
+  queueUrlCache.set(queueUrl, m);
+  return m;
+}
+
 class SqsService {
   constructor(sim) {
     this.sim = sim;
@@ -124,13 +142,7 @@ class SqsService {
   // resolveQueue finds the queue a QueueUrl names, for the caller's account and signing region.
   resolveQueue(queueUrl, call) {
     if (queueUrl === undefined || queueUrl === null || queueUrl === '') throw missingParameter('QueueUrl');
-    let path;
-    try {
-      path = new URL(String(queueUrl)).pathname;
-    } catch (e) {
-      path = null;
-    }
-    const m = path && /^\/(\d{12})\/([A-Za-z0-9_-]{1,80}(?:\.fifo)?)\/?$/.exec(path);
+    const m = parseQueueUrl(String(queueUrl));
     if (!m) throw sqsError('InvalidAddress', 'InvalidAddress', 'The address ' + queueUrl + ' is not valid for this endpoint.');
     if (m[1] !== call.account) {
       // Without a queue policy, another account's queue is out of reach; AWS checks this before existence.
