@@ -184,7 +184,8 @@ static void grave_flush(struct qfs_bus *bus)
 static void open_nats_library(void)
 {
     struct sched_param none = {0};
-    bool batch = sched_getscheduler(0) == SCHED_OTHER && sched_setscheduler(0, SCHED_BATCH, &none) == 0;
+    bool batch = sched_getscheduler(0) == SCHED_OTHER &&
+                 sched_setscheduler(0, SCHED_BATCH, &none) == 0;
     nats_Open(-1);
     if (batch) sched_setscheduler(0, SCHED_OTHER, &none);
 }
@@ -248,22 +249,26 @@ static natsStatus io_detach(void *user)
     return natsLibuv_Detach(io->nle);
 }
 
+/* Something buffered for a connection that is up, with nobody else about to write it. */
+static bool write_pending(struct qfs_bus *bus)
+{
+    return bus->nc && !atomic_load(&bus->io->detached) && !atomic_load(&bus->io->write_polled) &&
+           natsConnection_Status(bus->nc) == NATS_CONN_STATUS_CONNECTED &&
+           natsConnection_Buffered(bus->nc) > 0;
+}
+
 static void on_write_turn(uv_prepare_t *h)
 {
     struct qfs_bus *bus = h->data;
     uv_prepare_stop(h);
-    struct nats_io *io = bus->io;
-    if (!bus->nc || atomic_load(&io->detached) || atomic_load(&io->write_polled) ||
-        natsConnection_Status(bus->nc) != NATS_CONN_STATUS_CONNECTED || natsConnection_Buffered(bus->nc) <= 0)
-        return;
+    if (!write_pending(bus)) return;
     bus->writing = true;
     bus->written = false;
     natsConnection_ProcessWriteEvent(bus->nc); /* ends with io_write(remove) when all went out */
     bus->writing = false;
-    if (!bus->written && !atomic_load(&io->detached) &&
-        natsConnection_Status(bus->nc) == NATS_CONN_STATUS_CONNECTED && natsConnection_Buffered(bus->nc) > 0) {
-        atomic_store(&io->write_polled, true);
-        natsLibuv_Write(io->nle, true);
+    if (!bus->written && write_pending(bus)) {
+        atomic_store(&bus->io->write_polled, true);
+        natsLibuv_Write(bus->io->nle, true);
     }
 }
 
