@@ -377,15 +377,10 @@ function pidOf(st, n) {
   return STACK_MEMBERS[n] ? st.memberPid(STACK_MEMBERS[n]) : st.pid(n);
 }
 
-function snapshotCpu(st, names) {
+// read (procCpu, procSwitches) of every service in names and of the stack's own processes.
+function snapshot(st, names, read) {
   const o = {};
-  for (const n of [...names, 'redis-server', 'aws-sim', 'qualys-sim']) o[n] = procCpu(pidOf(st, n));
-  return o;
-}
-
-function snapshotSwitches(st, names) {
-  const o = {};
-  for (const n of [...names, 'redis-server', 'aws-sim']) o[n] = procSwitches(pidOf(st, n));
+  for (const n of [...names, 'redis-server', 'aws-sim', 'qualys-sim']) o[n] = read(pidOf(st, n));
   return o;
 }
 
@@ -467,14 +462,14 @@ async function runScale(opts, scale, workDir) {
     await http('POST', st.qualys('/_sim/timings'), { jitter: 0.5 });
     result.qualys_timings = await http('GET', st.qualys('/_sim/timings'));
     const calls0 = await qualysCalls(st);
-    const cpuScan0 = snapshotCpu(st, names);
+    const cpuScan0 = snapshot(st, names, procCpu);
     const scanSent = await sendPaced(st, repos.map((r, i) => deployEvent(`scan-${tag}-${i}`, i, imageRef(r, '1.0'))), 20);
     const snsFor = async () => (await http('GET', st.aws('/_sim/sns/messages'))).messages;
     const sns = await waitFor(`${n.scans} SNS messages`, async () => {
       const m = await snsFor();
       return m.length >= n.scans ? m : null;
     }, 120000 + n.scans * 500, 1000);
-    const cpuScan1 = snapshotCpu(st, names);
+    const cpuScan1 = snapshot(st, names, procCpu);
     const calls1 = await qualysCalls(st);
     const state = await http('GET', st.qualys('/_sim/state'));
     const finished = new Map();
@@ -527,14 +522,14 @@ async function runScale(opts, scale, workDir) {
     await sendAll(st, Array.from({ length: n.throughput }, (_, i) => deployEvent(`tp-${tag}-${i}`, i, hit)));
     const base = await st.streamMessages();
     const tpCalls0 = await tpCalls(st);
-    const cpuTp0 = snapshotCpu(st, names);
-    const swTp0 = snapshotSwitches(st, names);
+    const cpuTp0 = snapshot(st, names, procCpu);
+    const swTp0 = snapshot(st, names, procSwitches);
     const resumed = Date.now();
     st.signal('ingest', 'SIGCONT');
     await waitFor('the throughput events to be skipped as cached', async () => (await st.streamMessages()) >= base + 3 * n.throughput,
       60000 + n.throughput * 20, 200);
-    const cpuTp1 = snapshotCpu(st, names);
-    const swTp1 = snapshotSwitches(st, names);
+    const cpuTp1 = snapshot(st, names, procCpu);
+    const swTp1 = snapshot(st, names, procSwitches);
     const tpCalls1 = await tpCalls(st);
     const tpEvents = st.stored('qfs.events.>').filter((m) => m.trace.startsWith(`tp-${tag}-`));
     const tpImages = st.stored('qfs.images.>').filter((m) => m.trace.startsWith(`tp-${tag}-`));

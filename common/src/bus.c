@@ -34,7 +34,7 @@
 #define PULL_EXPIRES_MS 2000
 #define PULL_RETRY_MS 1000 /* after the consumer could not be reached */
 #define PUB_BUCKETS 1024
-#define TICK_MS 250 /* PubAck deadlines, pull deadlines, in-progress reports */
+#define TICK_MS 250 /* PubAck deadlines, pull retries, in-progress reports */
 #define NS_PER_MS 1000000LL
 #define GRAVE_BATCH 256 /* natsMsg_Destroy calls handed to nats.c together, see bury() */
 
@@ -763,11 +763,8 @@ static void on_keepalive(uv_timer_t *t)
     uint64_t now = qfs_mono_ms();
     grave_flush(bus);
     pub_expire(bus, now);
-    for (size_t i = 0; i < bus->nfetchers; i++) {
-        struct fetcher *f = &bus->fetchers[i];
-        if (f->requested > 0 && now > f->pull_deadline_ms) f->requested = 0;
-        maybe_pull(f);
-    }
+    /* Pulls that could not be sent (see PULL_RETRY_MS); expired ones are on_pull_timer's. */
+    for (size_t i = 0; i < bus->nfetchers; i++) maybe_pull(&bus->fetchers[i]);
     for (struct qfs_delivery *d = bus->deliveries; d; d = d->next) {
         int64_t wait = d->fetcher->def.ack_wait_ms;
         if (wait <= 0 || now - d->progress_ms < (uint64_t)wait / 3) continue;

@@ -404,8 +404,8 @@ static int run(struct qfs_svc *svc)
     qfs_log_buffer(true);
     svc->started_mono_ms = qfs_mono_ms();
     /* The counters exist from the start, so the first line already lists them (as 0). */
-    qfs_metrics_count(svc->metrics, "drains", 0);
-    qfs_metrics_count(svc->metrics, "drain_timeouts", 0);
+    static const char *const listed[] = {"drains", "drain_timeouts"};
+    qfs_metrics_declare(svc->metrics, listed, sizeof(listed) / sizeof(listed[0]));
     if (svc->rt.metrics_interval_ms > 0)
         uv_timer_start(&svc->metrics_timer, on_metrics_timer, (uint64_t)svc->rt.metrics_interval_ms,
                        (uint64_t)svc->rt.metrics_interval_ms);

@@ -225,8 +225,8 @@ static qfs_status parser_start(struct qfs_svc *svc)
     qfs_status s = state_open(svc, st, true, true);
     qfs_svc_set_data(svc, st);
     /* Listed (as 0) from the first metrics line on. */
-    qfs_metrics_count(qfs_svc_metrics(svc), "events", 0);
-    qfs_metrics_count(qfs_svc_metrics(svc), "images", 0);
+    static const char *const listed[] = {"events", "images"};
+    qfs_metrics_declare(qfs_svc_metrics(svc), listed, sizeof(listed) / sizeof(listed[0]));
     return s;
 }
 
