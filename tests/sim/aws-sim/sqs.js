@@ -265,9 +265,15 @@ class SqsService {
       tags: Object.assign({}, input.tags || input.Tags || {}),
       created: nowS,
       modified: nowS,
-      // Message id -> message, in the order sent: a Map keeps insertion order and deletes in O(1),
-      // where an array's splice copies the queue behind the message on every delete.
+      // Message id -> message: a Map finds and deletes in O(1), where an array's splice copies the
+      // queue behind the message on every delete.
       messages: new Map(),
+      // Their ids in the order sent, from order[head]. Receiving walks this, not the Map: a Map's
+      // iterator steps over every entry deleted since its last rehash, so a queue worked from the
+      // front (receive, delete, receive) made each receive walk past all it had deleted before.
+      // Ids of deleted messages are skipped, and dropped once they reach the front.
+      order: [],
+      head: 0,
       waiters: new Set(),
       lastPurge: 0,
       seq: 0,
@@ -414,6 +420,7 @@ class SqsService {
       firstReceiveMs: (extra && extra.firstReceiveMs) || null,
       seq: 0,
     };
+    if (!q.messages.has(msg.id)) q.order.push(msg.id);
     q.messages.set(msg.id, msg);
     this._wakeAll(q, false);
     return msg;
@@ -495,9 +502,23 @@ class SqsService {
   // _expire drops messages past the queue's retention period.
   _expire(q) {
     const limit = Date.now() - Number(this.attr(q, 'MessageRetentionPeriod')) * 1000;
-    const first = q.messages.values().next().value;
+    const first = this._front(q);
     if (!first || first.sentMs >= limit) return;
     for (const m of q.messages.values()) if (m.sentMs < limit) q.messages.delete(m.id);
+  }
+
+  // _front returns the queue's oldest message (undefined when empty), dropping the ids of deleted
+  // messages from the front of its order.
+  _front(q) {
+    for (; q.head < q.order.length; q.head++) {
+      const m = q.messages.get(q.order[q.head]);
+      if (m) break;
+    }
+    if (q.head > 1024 && q.head * 2 > q.order.length) {
+      q.order = q.order.slice(q.head);
+      q.head = 0;
+    }
+    return q.head < q.order.length ? q.messages.get(q.order[q.head]) : undefined;
   }
 
   _handle(q, msg) {
@@ -524,8 +545,11 @@ class SqsService {
     if (q.attributes.RedrivePolicy) redrive = JSON.parse(q.attributes.RedrivePolicy);
     const out = [];
     const moved = [];
-    for (const m of q.messages.values()) {
-      if (out.length >= max) break;
+    this._front(q);
+    for (let i = q.head; i < q.order.length && out.length < max; i++) {
+      const m = q.messages.get(q.order[i]);
+      // Deleted, or an id sent again after its message left (a redrive back): seen once.
+      if (!m || out.indexOf(m) >= 0 || moved.some((e) => e[0] === m)) continue;
       if (m.visibleAt > now) continue;
       if (redrive && m.receiveCount >= redrive.maxReceiveCount) {
         const dlq = this.findByArn(redrive.deadLetterTargetArn);
@@ -723,6 +747,8 @@ class SqsService {
     }
     q.lastPurge = now;
     q.messages.clear();
+    q.order = [];
+    q.head = 0;
     return null;
   }
 

@@ -145,6 +145,34 @@ test('DeleteMessageBatch reports a bad receipt handle in Failed and deletes the 
   assert.strictEqual(e.name, 'ReceiptHandleIsInvalid');
 });
 
+test('a queue worked from the front keeps its order; held and returning messages are not lost', async () => {
+  const url = await queue('front', { VisibilityTimeout: '30' });
+  const bodies = Array.from({ length: 1500 }, (_, i) => 'm' + i);
+  for (let i = 0; i < bodies.length; i += 10) {
+    await sqs.send(new SendMessageBatchCommand({ QueueUrl: url, Entries: bodies.slice(i, i + 10).map((b, j) => ({ Id: 'e' + j, MessageBody: b })) }));
+  }
+  // The first receive is held (not deleted); everything after it is received and deleted in turn.
+  const held = (await sqs.send(new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 10 }))).Messages;
+  assert.deepStrictEqual(held.map((m) => m.Body), bodies.slice(0, 10));
+  const got = [];
+  for (;;) {
+    const r = await sqs.send(new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 10 }));
+    if (!r.Messages) break;
+    got.push(...r.Messages.map((m) => m.Body));
+    await sqs.send(new DeleteMessageBatchCommand({ QueueUrl: url, Entries: r.Messages.map((m, j) => ({ Id: 'd' + j, ReceiptHandle: m.ReceiptHandle })) }));
+  }
+  assert.deepStrictEqual(got, bodies.slice(10));
+  // The held messages come back when their visibility ends, and then the queue is empty.
+  await sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: url, ReceiptHandle: held[3].ReceiptHandle, VisibilityTimeout: 0 }));
+  const back = await sqs.send(new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 10 }));
+  assert.deepStrictEqual(back.Messages.map((m) => m.Body), ['m3']);
+  assert.strictEqual(back.Messages[0].MessageId, held[3].MessageId);
+  await sqs.send(new PurgeQueueCommand({ QueueUrl: url }));
+  await sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: 'after purge' }));
+  const after = await sqs.send(new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 10 }));
+  assert.deepStrictEqual(after.Messages.map((m) => m.Body), ['after purge']);
+});
+
 test('redrive moves a message to the DLQ after maxReceiveCount receives', async () => {
   const dlqUrl = await queue('events-dlq');
   const dlqArn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: dlqUrl, AttributeNames: ['QueueArn'] }))).Attributes.QueueArn;
