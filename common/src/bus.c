@@ -18,6 +18,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "qfs/log.h"
@@ -66,6 +67,9 @@ struct fetcher {
     char *durable, *filter;
     uv_thread_t thread; /* creates the consumer, then ends */
     bool thread_started;
+    bool lost;       /* the consumer went while we pulled (written before a set-up thread starts) */
+    bool setting_up; /* loop thread: a set-up thread runs (until its EV_FETCHER_ENDED) */
+    bool again;      /* loop thread: the consumer went while it ran: run another after it */
     /* Loop thread from here on. */
     bool ready;                   /* the consumer exists and the inbox is subscribed */
     natsSubscription *inbox_sub;  /* <inbox>.*: messages and statuses of our pull requests */
@@ -570,6 +574,16 @@ static natsStatus ensure_consumer(struct fetcher *f)
     return s;
 }
 
+/* Whether the server now knows f's consumer on the stream. */
+static bool consumer_found(struct fetcher *f)
+{
+    jsConsumerInfo *ci = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_GetConsumerInfo(&ci, f->bus->js, f->bus->stream, f->durable, NULL, &jerr);
+    if (ci) jsConsumerInfo_Destroy(ci);
+    return s == NATS_OK;
+}
+
 /* Creates (or converges) the stream and the consumer, then ends: the loop does the pulling. */
 static void setup_thread(void *arg)
 {
@@ -577,8 +591,11 @@ static void setup_thread(void *arg)
     struct qfs_bus *bus = f->bus;
     int backoff = 100;
     bool ok = false;
+    /* A consumer goes with its stream, and nats-server 2.9 answers for a while for a consumer
+     * created while its stream was being deleted: let a deletion finish first. */
+    if (f->lost) sleep_ms(PULL_RETRY_MS);
     while (!atomic_load(&bus->stopping)) {
-        if (ensure_stream(bus) == NATS_OK && ensure_consumer(f) == NATS_OK) {
+        if (ensure_stream(bus) == NATS_OK && ensure_consumer(f) == NATS_OK && (!f->lost || consumer_found(f))) {
             ok = true;
             break;
         }
@@ -639,6 +656,7 @@ static void on_pull_timer(uv_timer_t *t)
 }
 
 static void deliver(struct qfs_bus *bus, struct fetcher *f, natsMsg *msg);
+static void fetcher_gone(struct fetcher *f, const char *detail);
 static void send_ack(natsConnection *nc, natsMsg *msg, const char *body);
 
 /* The n of a reply subject <inbox>.<n> (a pull request's id, a publish's seq); 0 when subject is
@@ -661,9 +679,7 @@ static void drain_fetcher(struct fetcher *f)
         natsMsg *msg = NULL;
         natsStatus s = natsSubscription_NextMsg(&msg, f->inbox_sub, 0);
         if (s == NATS_NO_RESPONDERS) {
-            /* No JetStream behind the subject (restarting): try again shortly. */
-            f->requested = 0;
-            f->pull_not_before_ms = qfs_mono_ms() + PULL_RETRY_MS;
+            fetcher_gone(f, "no responders");
             continue;
         }
         if (s != NATS_OK) break;
@@ -678,8 +694,12 @@ static void drain_fetcher(struct fetcher *f)
                 if (strcmp(status, "409") == 0) {
                     const char *desc = NULL;
                     natsMsgHeader_Get(msg, "Description", &desc);
-                    qfs_warn("pull request refused", "consumer", f->durable, "detail", desc ? desc : "");
-                    f->pull_not_before_ms = qfs_mono_ms() + PULL_RETRY_MS;
+                    if (desc && strcasecmp(desc, "Consumer Deleted") == 0) {
+                        fetcher_gone(f, desc);
+                    } else {
+                        qfs_warn("pull request refused", "consumer", f->durable, "detail", desc ? desc : "");
+                        f->pull_not_before_ms = qfs_mono_ms() + PULL_RETRY_MS;
+                    }
                 }
             }
             bury(bus, msg);
@@ -737,17 +757,64 @@ static void on_check(uv_check_t *h)
     if (bus->ngrave >= GRAVE_BATCH) grave_flush(bus);
 }
 
-/* The consumer exists: subscribe its inbox and start pulling. */
+/* Starts the thread that creates (or converges) the stream and f's consumer. */
+static qfs_status start_setup(struct fetcher *f)
+{
+    if (f->thread_started) uv_thread_join(&f->thread); /* ended: it posted EV_FETCHER_ENDED */
+    f->thread_started = false;
+    if (uv_thread_create(&f->thread, setup_thread, f) != 0) return QFS_INTERNAL;
+    f->thread_started = true;
+    f->setting_up = true;
+    f->bus->fetchers_running++;
+    return QFS_OK;
+}
+
+/* Runs the set-up again, the stream's too; after the running one ends if one runs. */
+static void set_up_again(struct fetcher *f)
+{
+    struct qfs_bus *bus = f->bus;
+    pthread_mutex_lock(&bus->mu);
+    bus->stream_ready = false;
+    pthread_mutex_unlock(&bus->mu);
+    if (f->setting_up) {
+        f->again = true;
+        return;
+    }
+    f->lost = true; /* read by the thread, so written before it starts */
+    if (start_setup(f) != QFS_OK) qfs_error("cannot start a thread", "consumer", f->durable);
+}
+
+/* Nothing answers f's pull requests: the consumer was deleted (by an operator, or with the stream,
+ * or with a JetStream store that was lost), or JetStream is not up yet after a restart. Pulling
+ * stops and the consumer is set up again the way it was at start; where it exists, that changes
+ * nothing. Messages held from a deleted consumer come again from the new one (DeliverAll), and
+ * what they lead to is published under the same Nats-Msg-Ids as before. */
+static void fetcher_gone(struct fetcher *f, const char *detail)
+{
+    struct qfs_bus *bus = f->bus;
+    if (!f->ready || bus->closing || atomic_load(&bus->stopping)) return;
+    f->ready = false;
+    f->requested = 0;
+    qfs_warn("consumer not answering: setting it up again", "consumer", f->durable, "detail", detail);
+    set_up_again(f);
+}
+
+/* The consumer exists: subscribe its inbox (the first time) and start pulling. */
 static void fetcher_ready(struct fetcher *f)
 {
     struct qfs_bus *bus = f->bus;
-    natsStatus s = subscribe_inbox(bus->nc, &f->inbox, &f->inbox_sub);
-    if (s != NATS_OK) {
-        qfs_error("cannot subscribe a consumer's inbox", "consumer", f->durable, "error", natsStatus_GetText(s));
-        return;
+    if (!f->inbox_sub) {
+        natsStatus s = subscribe_inbox(bus->nc, &f->inbox, &f->inbox_sub);
+        if (s != NATS_OK) {
+            qfs_error("cannot subscribe a consumer's inbox", "consumer", f->durable, "error",
+                      natsStatus_GetText(s));
+            return;
+        }
+        f->next_subject = qfs_xasprintf("$JS.API.CONSUMER.MSG.NEXT.%s.%s", bus->stream, f->durable);
+        if (++bus->fetchers_ready == bus->nfetchers && bus->ready) bus->ready(bus->ready_arg);
     }
-    f->next_subject = qfs_xasprintf("$JS.API.CONSUMER.MSG.NEXT.%s.%s", bus->stream, f->durable);
     f->ready = true;
+    f->pull_not_before_ms = 0;
     maybe_pull(f);
 }
 
@@ -794,12 +861,8 @@ qfs_status qfs_bus_start(struct qfs_bus *bus, const struct qfs_consumer_def *def
         f->def.durable = f->durable;
         f->def.filter = f->filter;
     }
-    for (size_t i = 0; i < n; i++) {
-        struct fetcher *f = &bus->fetchers[i];
-        if (uv_thread_create(&f->thread, setup_thread, f) != 0) return QFS_INTERNAL;
-        f->thread_started = true;
-        bus->fetchers_running++;
-    }
+    for (size_t i = 0; i < n; i++)
+        if (start_setup(&bus->fetchers[i]) != QFS_OK) return QFS_INTERNAL;
     if (n == 0 && ready) ready(ready_arg);
     return QFS_OK;
 }
@@ -1317,10 +1380,9 @@ static void on_async(uv_async_t *h)
             pub_completed(bus, ev->pub, ev->status);
             break;
         case EV_FETCHER_READY:
-            if (bus->closing) break;
-            fetcher_ready(ev->fetcher);
+            if (bus->closing || atomic_load(&bus->stopping)) break;
             qfs_info("consuming", "consumer", ev->fetcher->durable, "filter", ev->fetcher->filter);
-            if (++bus->fetchers_ready == bus->nfetchers && bus->ready) bus->ready(bus->ready_arg);
+            fetcher_ready(ev->fetcher);
             break;
         case EV_RECONNECTED:
             for (size_t i = 0; i < bus->nfetchers; i++) {
@@ -1329,6 +1391,11 @@ static void on_async(uv_async_t *h)
             }
             break;
         case EV_FETCHER_ENDED:
+            ev->fetcher->setting_up = false;
+            if (ev->fetcher->again) {
+                ev->fetcher->again = false;
+                if (!bus->closing && !atomic_load(&bus->stopping)) set_up_again(ev->fetcher);
+            }
             if (--bus->fetchers_running == 0 && bus->stopped) {
                 void (*done)(void *) = bus->stopped;
                 bus->stopped = NULL;

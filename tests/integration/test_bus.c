@@ -139,6 +139,7 @@ static bool js_publish(struct env *e, const char *body, size_t len, const char *
         }
         usleep(100000);
     }
+    if (e->nsvc) qfs_test_proc_dump_log(e->svc[0], 60);
     fail_msg("could not publish to the stream");
     return false;
 }
@@ -485,11 +486,69 @@ static void test_server_restart_resumes_pulling(void **state)
     assert_true(log_has(e, 0, "nats reconnected"));
 }
 
+/* Waits for the echo of body among what the service publishes (a consumer created again sends
+ * what came before once more); returns it (the caller deletes it) or NULL at the deadline. */
+static cJSON *echo_of(struct env *e, const char *body, int timeout_ms)
+{
+    long long deadline = now_ms() + timeout_ms;
+    for (long long left; (left = deadline - now_ms()) > 0;) {
+        cJSON *out = next_json(e->out, (int)left, NULL);
+        if (!out) break;
+        const cJSON *echo = cJSON_GetObjectItem(out, "echo");
+        if (cJSON_IsString(echo) && strcmp(echo->valuestring, body) == 0) return out;
+        cJSON_Delete(out);
+    }
+    return NULL;
+}
+
+static bool consumer_exists(void *arg)
+{
+    struct env *e = arg;
+    jsConsumerInfo *ci = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_GetConsumerInfo(&ci, e->js, "QFS", "echo-events", NULL, &jerr);
+    if (ci) jsConsumerInfo_Destroy(ci);
+    return s == NATS_OK;
+}
+
+/* An operator deletes the service's durable consumer, then the whole stream: each time the service
+ * sees nothing answer its pull requests, creates what is missing the way it did at start, and
+ * goes on consuming without a restart. Nothing published meanwhile is missed. */
+static void test_deleted_consumer_and_stream_are_created_again(void **state)
+{
+    struct env *e = *state;
+    start_echo(e, 0);
+    wait_healthy(e, 0);
+    cJSON_Delete(echoed(e, "{\"action\":\"ok\",\"n\":1}", "evt-1", 10000));
+    assert_true(qfs_test_eventually(all_settled, e, 10000));
+
+    jsErrCode jerr = 0;
+    assert_int_equal(js_DeleteConsumer(e->js, "QFS", "echo-events", NULL, &jerr), NATS_OK);
+    assert_false(js_publish(e, "{\"action\":\"ok\",\"n\":2}", strlen("{\"action\":\"ok\",\"n\":2}"), "evt-2"));
+    cJSON *out = echo_of(e, "{\"action\":\"ok\",\"n\":2}", 20000);
+    if (!out) qfs_test_proc_dump_log(e->svc[0], 40);
+    assert_non_null(out);
+    cJSON_Delete(out);
+    assert_true(qfs_test_eventually(consumer_exists, e, 5000));
+    assert_true(log_has(e, 0, "consumer not answering: setting it up again"));
+
+    assert_int_equal(js_DeleteStream(e->js, "QFS", NULL, &jerr), NATS_OK);
+    /* js_publish retries until the service has created the stream again. */
+    assert_false(js_publish(e, "{\"action\":\"ok\",\"n\":3}", strlen("{\"action\":\"ok\",\"n\":3}"), "evt-3"));
+    out = echo_of(e, "{\"action\":\"ok\",\"n\":3}", 20000);
+    if (!out) qfs_test_proc_dump_log(e->svc[0], 40);
+    assert_non_null(out);
+    cJSON_Delete(out);
+    assert_true(qfs_test_eventually(all_settled, e, 10000));
+    assert_true(qfs_test_proc_alive(e->svc[0]));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_publish_consume_ack, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_restart_resumes_pulling, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deleted_consumer_and_stream_are_created_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_is_redelivered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nak_with_delay_is_not_early, setup, teardown),
         cmocka_unit_test_setup_teardown(test_poison_goes_to_dlq_intact, setup, teardown),
