@@ -681,6 +681,18 @@ static void test_encode_refuses_broken_structs(void **state)
     assert_int_equal(f[0].qid, 1);
     assert_int_equal(qfs_scan_result_encode(&r, &json), QFS_OK);
     free(json);
+    /* Integers are written as their digits, and checked against their ranges before. */
+    r.generation = 1234567890123;
+    assert_int_equal(qfs_scan_result_encode(&r, &json), QFS_OK);
+    assert_non_null(strstr(json, "\"generation\":1234567890123,"));
+    assert_non_null(strstr(json, "\"critical\":1,"));
+    free(json);
+    r.generation = 0;
+    assert_int_equal(qfs_scan_result_encode(&r, &json), QFS_INVALID_ARG);
+    r.generation = 1;
+    r.counts.high = -1;
+    assert_int_equal(qfs_scan_result_encode(&r, &json), QFS_INVALID_ARG);
+    r.counts.high = 0;
 
     struct qfs_notification n = {.decision = QFS_NOTIFY_SENT, .reason = QFS_NOTIFY_BELOW_MIN_SEVERITY,
                                  .image = sample_record().image, .generation = 1, .deploys = &d,
