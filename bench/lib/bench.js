@@ -429,6 +429,51 @@ function callDelta(a, b) {
 // The stack of the size being run, for the signal handler.
 let current = null;
 
+// One throughput run: n.throughput cache-hit events loaded into SQS while the ingest is stopped,
+// then drained through ingest -> parser -> cache. Event ids start with prefix.
+async function throughputRun(st, names, n, prefix, hit, rawRate) {
+  log(`throughput: loading ${n.throughput} events into SQS (ingest paused)`);
+  st.signal('ingest', 'SIGSTOP');
+  await sendAll(st, Array.from({ length: n.throughput }, (_, i) => deployEvent(`${prefix}-${i}`, i, hit)));
+  const base = await st.streamMessages();
+  const tpCalls0 = await tpCalls(st);
+  const cpuTp0 = snapshot(st, names, procCpu);
+  const swTp0 = snapshot(st, names, procSwitches);
+  const resumed = Date.now();
+  st.signal('ingest', 'SIGCONT');
+  await waitFor('the throughput events to be skipped as cached', async () => (await st.streamMessages()) >= base + 3 * n.throughput,
+    60000 + n.throughput * 20, 200);
+  const cpuTp1 = snapshot(st, names, procCpu);
+  const swTp1 = snapshot(st, names, procSwitches);
+  const tpCalls1 = await tpCalls(st);
+  const mine = (m) => m.trace.startsWith(`${prefix}-`);
+  const tpEvents = st.stored('qfs.events.>').filter(mine);
+  const tpImages = st.stored('qfs.images.>').filter(mine);
+  const tpSkips = st.stored('qfs.scans.skipped.>').filter(mine);
+  const firstEvent = Math.min(...tpEvents.map((m) => m.t));
+  const lastSkip = Math.max(...tpSkips.map((m) => m.t));
+  const lastOf = (list) => round((Math.max(...list.map((m) => m.t)) - resumed) / 1000, 2);
+  const rate = n.throughput / ((lastSkip - resumed) / 1000);
+  return {
+    events: n.throughput,
+    cached_skips: tpSkips.length,
+    seconds: round((lastSkip - resumed) / 1000, 2),
+    events_per_s: round(rate),
+    events_per_s_from_first_stored: round(n.throughput / ((lastSkip - firstEvent) / 1000)),
+    ratio_to_raw: round(rate / rawRate, 3),
+    // Seconds from ingest resuming until each stage had stored its last message: a stage that
+    // finishes right after the one before it is not the bottleneck.
+    stage_done_s: { events: lastOf(tpEvents), images: lastOf(tpImages), skips: lastOf(tpSkips) },
+    cpu_s_per_1000_events: deltaPer(cpuTp0, cpuTp1, 1000, n.throughput),
+    context_switches_per_event: deltaPer(swTp0, swTp1, 1, n.throughput),
+    // One tag for every event: a lookup serves the deploys stored before it began.
+    ecr_tag_lookups: tpCalls1.ecr - tpCalls0.ecr,
+    // SQS caps both at 10 messages: 2,000 of each per 20,000 events is the floor.
+    sqs_receives: tpCalls1.receive - tpCalls0.receive,
+    sqs_delete_batches: tpCalls1.delete - tpCalls0.delete,
+  };
+}
+
 // ---- one size ----------------------------------------------------------------------------------
 
 async function runScale(opts, scale, workDir) {
@@ -515,47 +560,13 @@ async function runScale(opts, scale, workDir) {
       qualys_calls_per_duplicate: round(dupCalls.total / n.scans, 3),
     };
 
-    // 1b. Cache hits through ingest -> parser -> cache, with every event waiting in SQS.
-    log(`throughput: loading ${n.throughput} events into SQS (ingest paused)`);
-    st.signal('ingest', 'SIGSTOP');
+    // 1b. Cache hits through ingest -> parser -> cache, with every event waiting in SQS. Three
+    // times, the median kept, as for the raw rate: one run on a shared machine moves by a tenth.
     const hit = imageRef(repos[0], '1.0');
-    await sendAll(st, Array.from({ length: n.throughput }, (_, i) => deployEvent(`tp-${tag}-${i}`, i, hit)));
-    const base = await st.streamMessages();
-    const tpCalls0 = await tpCalls(st);
-    const cpuTp0 = snapshot(st, names, procCpu);
-    const swTp0 = snapshot(st, names, procSwitches);
-    const resumed = Date.now();
-    st.signal('ingest', 'SIGCONT');
-    await waitFor('the throughput events to be skipped as cached', async () => (await st.streamMessages()) >= base + 3 * n.throughput,
-      60000 + n.throughput * 20, 200);
-    const cpuTp1 = snapshot(st, names, procCpu);
-    const swTp1 = snapshot(st, names, procSwitches);
-    const tpCalls1 = await tpCalls(st);
-    const tpEvents = st.stored('qfs.events.>').filter((m) => m.trace.startsWith(`tp-${tag}-`));
-    const tpImages = st.stored('qfs.images.>').filter((m) => m.trace.startsWith(`tp-${tag}-`));
-    const tpSkips = st.stored('qfs.scans.skipped.>').filter((m) => m.trace.startsWith(`tp-${tag}-`));
-    const firstEvent = Math.min(...tpEvents.map((m) => m.t));
-    const lastSkip = Math.max(...tpSkips.map((m) => m.t));
-    const lastOf = (list) => round((Math.max(...list.map((m) => m.t)) - resumed) / 1000, 2);
-    const rate = n.throughput / ((lastSkip - resumed) / 1000);
-    result.throughput = {
-      events: n.throughput,
-      cached_skips: tpSkips.length,
-      seconds: round((lastSkip - resumed) / 1000, 2),
-      events_per_s: round(rate),
-      events_per_s_from_first_stored: round(n.throughput / ((lastSkip - firstEvent) / 1000)),
-      ratio_to_raw: round(rate / result.raw_jetstream.rate, 3),
-      // Seconds from ingest resuming until each stage had stored its last message: a stage that
-      // finishes right after the one before it is not the bottleneck.
-      stage_done_s: { events: lastOf(tpEvents), images: lastOf(tpImages), skips: lastOf(tpSkips) },
-      cpu_s_per_1000_events: deltaPer(cpuTp0, cpuTp1, 1000, n.throughput),
-      context_switches_per_event: deltaPer(swTp0, swTp1, 1, n.throughput),
-      // One tag for every event: a lookup serves the deploys stored before it began.
-      ecr_tag_lookups: tpCalls1.ecr - tpCalls0.ecr,
-      // SQS caps both at 10 messages: 2,000 of each per 20,000 events is the floor.
-      sqs_receives: tpCalls1.receive - tpCalls0.receive,
-      sqs_delete_batches: tpCalls1.delete - tpCalls0.delete,
-    };
+    const tps = [];
+    for (let k = 0; k < 3; k++) tps.push(await throughputRun(st, names, n, `tp-${tag}-r${k}`, hit, result.raw_jetstream.rate));
+    tps.sort((a, b) => a.events_per_s - b.events_per_s);
+    result.throughput = Object.assign({}, tps[1], { rates: tps.map((t) => t.events_per_s) });
     result.memory_after_throughput = memory(st, names);
 
     // 2a. Event in SQS -> scan request stored, paced; only the front of the pipeline runs, so the
@@ -613,7 +624,7 @@ function table(res) {
   });
   rows.push(['events (throughput / latency / scans)', ...pick((r) => `${r.sizes.throughput} / ${r.sizes.latency} / ${r.sizes.scans}`), '']);
   rows.push(['raw JetStream publish+consume, msg/s (median of 3)', ...pick((r) => r.raw_jetstream.rate), '']);
-  rows.push(['pipeline ingest->parser->cache, events/s', ...pick((r) => r.throughput.events_per_s), '']);
+  rows.push(['pipeline ingest->parser->cache, events/s (median of 3)', ...pick((r) => r.throughput.events_per_s), '']);
   rows.push(['  ratio to raw JetStream', ...pick((r) => r.throughput.ratio_to_raw), TARGETS.throughput_ratio]);
   rows.push(['  ECR tag lookups for those events', ...pick((r) => r.throughput.ecr_tag_lookups), '']);
   rows.push(['  SQS receives / delete batches', ...pick((r) => `${r.throughput.sqs_receives} / ${r.throughput.sqs_delete_batches}`), '']);
