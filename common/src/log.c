@@ -74,6 +74,14 @@ void qfs_log_clear_secrets(void)
     pthread_mutex_unlock(&log_mu);
 }
 
+/* Whether a secret occurs in s. Called with log_mu held. */
+static bool has_secret(const char *s)
+{
+    for (size_t i = 0; i < nsecrets; i++)
+        if (strstr(s, secrets[i])) return true;
+    return false;
+}
+
 /* Masks secrets in src into b. Called with log_mu held. */
 static void mask_into(struct qfs_buf *b, const char *src)
 {
@@ -119,12 +127,19 @@ static bool put_field(struct qfs_buf *line, const char *key, const char *value)
     if (st == QFS_OK) st = qfs_buf_puts(line, ":");
     if (st == QFS_OK && !value) st = qfs_buf_puts(line, "null");
     if (st == QFS_OK && value) {
+        /* Most values hold no secret: those are written as they are, without a masked copy. */
         struct qfs_buf masked;
         qfs_buf_init(&masked, 0);
-        mask_into(&masked, value);
-        bool cut = masked.len > MAX_VALUE;
-        size_t n = cut ? qfs_utf8_cut(masked.data, MAX_VALUE) : masked.len;
-        st = qfs_buf_json_string(line, masked.data ? masked.data : "", n);
+        const char *text = value;
+        size_t len = strlen(value);
+        if (has_secret(value)) {
+            mask_into(&masked, value);
+            text = masked.data ? masked.data : "";
+            len = masked.len;
+        }
+        bool cut = len > MAX_VALUE;
+        size_t n = cut ? qfs_utf8_cut(text, MAX_VALUE) : len;
+        st = qfs_buf_json_string(line, text, n);
         if (st == QFS_OK && cut) {
             line->len--; /* reopen the string to mark the cut */
             st = qfs_buf_puts(line, "...\"");

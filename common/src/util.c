@@ -192,6 +192,14 @@ qfs_status qfs_buf_json_string(struct qfs_buf *b, const char *s, size_t n)
     qfs_status st = qfs_buf_append(b, "\"", 1);
     size_t i = 0;
     while (st == QFS_OK && i < n) {
+        /* Printable ASCII that needs no escape goes in as one run. */
+        size_t end = i;
+        while (end < n && p[end] >= 0x20 && p[end] < 0x7F && p[end] != '"' && p[end] != '\\') end++;
+        if (end > i) {
+            st = qfs_buf_append(b, p + i, end - i);
+            i = end;
+            continue;
+        }
         unsigned char c = p[i];
         if (c == '"' || c == '\\') {
             char esc[2] = {'\\', (char)c};
@@ -199,9 +207,6 @@ qfs_status qfs_buf_json_string(struct qfs_buf *b, const char *s, size_t n)
             i++;
         } else if (c < 0x20 || c == 0x7F) {
             st = qfs_buf_printf(b, "\\u%04x", c);
-            i++;
-        } else if (c < 0x80) {
-            st = qfs_buf_append(b, &p[i], 1);
             i++;
         } else {
             size_t k = utf8_seq(p + i, n - i);
