@@ -796,6 +796,7 @@ static void fetcher_gone(struct fetcher *f, const char *detail)
     f->ready = false;
     f->requested = 0;
     qfs_warn("consumer not answering: setting it up again", "consumer", f->durable, "detail", detail);
+    bus->stats.consumer_resets++;
     set_up_again(f);
 }
 

@@ -220,6 +220,7 @@ static void collect_runtime(struct qfs_svc *svc)
     qfs_metrics_counter_set_total(qfs_metrics_counter(m, "publishes"), bs.published);
     qfs_metrics_counter_set_total(qfs_metrics_counter(m, "publish_failures"), bs.publish_failures);
     qfs_metrics_counter_set_total(qfs_metrics_counter(m, "returned_at_deadline"), bs.returned);
+    qfs_metrics_counter_set_total(qfs_metrics_counter(m, "consumer_resets"), bs.consumer_resets);
 }
 
 /* One flush: the EMF line of the interval on stdout, the totals on qfs.stats.<service>. */

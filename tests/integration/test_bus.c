@@ -517,7 +517,9 @@ static bool consumer_exists(void *arg)
 static void test_deleted_consumer_and_stream_are_created_again(void **state)
 {
     struct env *e = *state;
-    start_echo(e, 0);
+    natsSubscription *stats = NULL;
+    assert_int_equal(natsConnection_SubscribeSync(&stats, e->nc, "qfs.stats.echo"), NATS_OK);
+    start_echo_with(e, 0, "QFS_METRICS_INTERVAL=1s");
     wait_healthy(e, 0);
     cJSON_Delete(echoed(e, "{\"action\":\"ok\",\"n\":1}", "evt-1", 10000));
     assert_true(qfs_test_eventually(all_settled, e, 10000));
@@ -541,6 +543,17 @@ static void test_deleted_consumer_and_stream_are_created_again(void **state)
     cJSON_Delete(out);
     assert_true(qfs_test_eventually(all_settled, e, 10000));
     assert_true(qfs_test_proc_alive(e->svc[0]));
+
+    /* Operators see it in the metrics too: two resets counted. */
+    double resets = -1;
+    for (long long deadline = now_ms() + 10000; resets < 2 && now_ms() < deadline;) {
+        cJSON *j = next_json(stats, 2000, NULL);
+        const cJSON *n = j ? cJSON_GetObjectItem(cJSON_GetObjectItem(j, "counters"), "consumer_resets") : NULL;
+        if (cJSON_IsNumber(n)) resets = n->valuedouble;
+        cJSON_Delete(j);
+    }
+    assert_true(resets >= 2);
+    natsSubscription_Destroy(stats);
 }
 
 int main(void)

@@ -75,6 +75,7 @@ struct qfs_bus_stats {
     uint64_t published;            /* publishes stored (PubAck; duplicates included) */
     uint64_t publish_failures;     /* publishes not stored */
     uint64_t returned;             /* deliveries returned unsettled at the drain deadline */
+    uint64_t consumer_resets;      /* consumers set up again after nothing answered their pulls */
 };
 /* Copies the bus's totals to out. */
 void qfs_bus_read_stats(const struct qfs_bus *bus, struct qfs_bus_stats *out);
