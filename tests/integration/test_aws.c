@@ -177,11 +177,7 @@ static void env_finish(struct env *e)
 
 static void wait_for(struct env *e, const bool *flag)
 {
-    uint64_t deadline = qfs_mono_ms() + 60000;
-    while (!*flag) {
-        assert_true(qfs_mono_ms() < deadline);
-        uv_run(&e->loop, UV_RUN_ONCE);
-    }
+    assert_true(qfs_test_loop_until_flag(&e->loop, flag, 60000));
 }
 
 static void on_sleep(uv_timer_t *t)

@@ -73,11 +73,8 @@ static void on_read(const struct qfs_kv_result *r, void *arg)
 
 static void loop_until(struct env *e, const bool *flag)
 {
-    uint64_t deadline = qfs_mono_ms() + WAIT_MS;
-    while (!*flag) {
-        if (qfs_mono_ms() > deadline) fail_msg("the store did not answer within %d ms", WAIT_MS);
-        uv_run(&e->loop, UV_RUN_ONCE);
-    }
+    if (!qfs_test_loop_until_flag(&e->loop, flag, WAIT_MS))
+        fail_msg("the store did not answer within %d ms", WAIT_MS);
 }
 
 /* get (or get_list) of key; the caller frees x->value and x->items. */

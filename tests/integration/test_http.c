@@ -138,14 +138,23 @@ static void env_finish(struct env *e)
     assert_int_equal(uv_loop_close(&e->loop), 0);
 }
 
+struct results {
+    struct result *r;
+    size_t n;
+};
+
+static bool all_done(void *arg)
+{
+    const struct results *rs = arg;
+    for (size_t i = 0; i < rs->n; i++)
+        if (!rs->r[i].done) return false;
+    return true;
+}
+
 static void wait_all(struct env *e, struct result *r, size_t n)
 {
-    for (;;) {
-        size_t done = 0;
-        for (size_t i = 0; i < n; i++) done += r[i].done;
-        if (done == n) return;
-        uv_run(&e->loop, UV_RUN_ONCE);
-    }
+    struct results rs = {r, n};
+    if (!qfs_test_loop_until(&e->loop, all_done, &rs, 120000)) fail_msg("requests still running after 120 s");
 }
 
 static void run(struct env *e, const struct qfs_http_request *req, struct result *r)

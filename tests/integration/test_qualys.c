@@ -190,11 +190,7 @@ static void env_finish(struct env *e)
 
 static void wait_for(struct env *e, const bool *flag, int timeout_ms)
 {
-    uint64_t deadline = qfs_mono_ms() + (uint64_t)timeout_ms;
-    while (!*flag) {
-        if (qfs_mono_ms() > deadline) fail_msg("timed out waiting for a callback");
-        uv_run(&e->loop, UV_RUN_ONCE);
-    }
+    if (!qfs_test_loop_until_flag(&e->loop, flag, timeout_ms)) fail_msg("timed out waiting for a callback");
 }
 
 static void on_sleep(uv_timer_t *t)
