@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <uv.h>
 
 #include "qfs/log.h"
 
@@ -247,6 +248,42 @@ uint64_t qfs_mono_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    (void)t;
+}
+
+static void on_tick_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+bool qfs_loop_run_until(uv_loop_t *loop, bool (*done)(void *arg), void *arg, int64_t timeout_ms)
+{
+    /* Allocated, so that a close left unfinished here completes safely on a later turn. */
+    uv_timer_t *tick = qfs_xcalloc(1, sizeof(*tick));
+    uv_timer_init(loop, tick);
+    uv_timer_start(tick, on_tick, 20, 20);
+    uv_unref((uv_handle_t *)tick);
+    uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : qfs_mono_ms() + (uint64_t)timeout_ms;
+    bool ok;
+    while (!(ok = done(arg)) && qfs_mono_ms() <= deadline)
+        if (uv_run(loop, UV_RUN_ONCE) == 0 && !(ok = done(arg))) break;
+    uv_close((uv_handle_t *)tick, on_tick_closed);
+    uv_run(loop, UV_RUN_NOWAIT);
+    return ok;
+}
+
+static bool flag_set(void *arg)
+{
+    return *(const bool *)arg;
+}
+
+bool qfs_loop_run_until_flag(uv_loop_t *loop, const bool *flag, int64_t timeout_ms)
+{
+    return qfs_loop_run_until(loop, flag_set, (void *)flag, timeout_ms);
 }
 
 void qfs_format_time_ms(int64_t ms, char out[32])

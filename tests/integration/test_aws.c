@@ -177,7 +177,7 @@ static void env_finish(struct env *e)
 
 static void wait_for(struct env *e, const bool *flag)
 {
-    assert_true(qfs_test_loop_until_flag(&e->loop, flag, 60000));
+    assert_true(qfs_loop_run_until_flag(&e->loop, flag, 60000));
 }
 
 static void on_sleep(uv_timer_t *t)

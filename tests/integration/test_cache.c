@@ -73,7 +73,7 @@ static void on_read(const struct qfs_kv_result *r, void *arg)
 
 static void loop_until(struct env *e, const bool *flag)
 {
-    if (!qfs_test_loop_until_flag(&e->loop, flag, WAIT_MS))
+    if (!qfs_loop_run_until_flag(&e->loop, flag, WAIT_MS))
         fail_msg("the store did not answer within %d ms", WAIT_MS);
 }
 

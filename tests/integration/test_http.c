@@ -154,7 +154,7 @@ static bool all_done(void *arg)
 static void wait_all(struct env *e, struct result *r, size_t n)
 {
     struct results rs = {r, n};
-    if (!qfs_test_loop_until(&e->loop, all_done, &rs, 120000)) fail_msg("requests still running after 120 s");
+    if (!qfs_loop_run_until(&e->loop, all_done, &rs, 120000)) fail_msg("requests still running after 120 s");
 }
 
 static void run(struct env *e, const struct qfs_http_request *req, struct result *r)

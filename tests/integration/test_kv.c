@@ -68,7 +68,7 @@ static void on_timer(uv_timer_t *t)
 /* Runs loop until *flag is set; fails the test after WAIT_MS. */
 static void wait_for(uv_loop_t *loop, const bool *flag)
 {
-    if (!qfs_test_loop_until_flag(loop, flag, WAIT_MS)) fail_msg("no callback within %d ms", WAIT_MS);
+    if (!qfs_loop_run_until_flag(loop, flag, WAIT_MS)) fail_msg("no callback within %d ms", WAIT_MS);
 }
 
 /* Runs loop for ms milliseconds (between polls of something that changes with time). */

@@ -190,7 +190,7 @@ static void env_finish(struct env *e)
 
 static void wait_for(struct env *e, const bool *flag, int timeout_ms)
 {
-    if (!qfs_test_loop_until_flag(&e->loop, flag, timeout_ms)) fail_msg("timed out waiting for a callback");
+    if (!qfs_loop_run_until_flag(&e->loop, flag, timeout_ms)) fail_msg("timed out waiting for a callback");
 }
 
 static void on_sleep(uv_timer_t *t)

@@ -152,7 +152,7 @@ static void aws_sync(const struct qfs_aws_call *c, const char *queue_url, const 
         assert_int_equal(qfs_sqs_send(aws, queue_url, message, strlen(message), 0, on_sent, &d), QFS_OK);
     else
         assert_int_equal(qfs_aws_call(aws, c, on_aws, &d), QFS_OK);
-    assert_true(qfs_test_loop_until_flag(&loop, &d.done, 60000));
+    assert_true(qfs_loop_run_until_flag(&loop, &d.done, 60000));
     qfs_aws_free(aws);
     qfs_http_free(http);
     uv_run(&loop, UV_RUN_DEFAULT);

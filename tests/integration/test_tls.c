@@ -224,7 +224,7 @@ static struct outcome request(const char *method, int port, const char *body, st
     };
     struct outcome o = {0};
     assert_int_equal(qfs_http_request(http, &req, on_done, &o), QFS_OK);
-    assert_true(qfs_test_loop_until_flag(&loop, &o.done, 60000));
+    assert_true(qfs_loop_run_until_flag(&loop, &o.done, 60000));
     qfs_http_free(http);
     uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&loop), 0);
@@ -244,7 +244,7 @@ static int server_count(int port, const char *cert)
     struct qfs_http_request req = {.url = url, .max_attempts = 1, .prepare = prepare, .hook_arg = &h};
     struct outcome o = {0};
     assert_int_equal(qfs_http_request(http, &req, on_done, &o), QFS_OK);
-    assert_true(qfs_test_loop_until_flag(&loop, &o.done, 60000));
+    assert_true(qfs_loop_run_until_flag(&loop, &o.done, 60000));
     qfs_http_free(http);
     uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&loop), 0);
@@ -369,7 +369,7 @@ static void test_aws_and_qualys_clients_verify(void **state)
     struct aws_outcome b = {0};
     assert_int_equal(qfs_qualys_aws_base(q, on_qualys, &b), QFS_OK);
 
-    assert_true(qfs_test_loop_until(&loop, both_done, (bool *[]){&a.done, &b.done}, 60000));
+    assert_true(qfs_loop_run_until(&loop, both_done, (bool *[]){&a.done, &b.done}, 60000));
     qfs_qualys_free(q);
     qfs_aws_free(aws);
     qfs_http_free(http);

@@ -300,41 +300,6 @@ bool qfs_test_eventually(bool (*fn)(void *arg), void *arg, int timeout_ms)
     }
 }
 
-static void on_tick(uv_timer_t *t)
-{
-    (void)t;
-}
-
-static void on_tick_closed(uv_handle_t *h)
-{
-    free(h);
-}
-
-bool qfs_test_loop_until(uv_loop_t *loop, bool (*done)(void *arg), void *arg, int timeout_ms)
-{
-    /* A timer of its own ticking through the wait bounds every poll. Allocated, so that a close
-     * left unfinished here completes safely on a later turn. */
-    uv_timer_t *tick = qfs_xcalloc(1, sizeof(*tick));
-    uv_timer_init(loop, tick);
-    uv_timer_start(tick, on_tick, 20, 20);
-    long long deadline = mono_ms() + timeout_ms;
-    bool ok;
-    while (!(ok = done(arg)) && mono_ms() <= deadline) uv_run(loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)tick, on_tick_closed);
-    uv_run(loop, UV_RUN_NOWAIT);
-    return ok;
-}
-
-static bool flag_set(void *arg)
-{
-    return *(const bool *)arg;
-}
-
-bool qfs_test_loop_until_flag(uv_loop_t *loop, const bool *flag, int timeout_ms)
-{
-    return qfs_test_loop_until(loop, flag_set, (void *)flag, timeout_ms);
-}
-
 char *qfs_test_read_file(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
@@ -570,7 +535,7 @@ static char **kv_call(const struct qfs_test_stack *st, const char *key, const ch
                                          QFS_DEPLOY_SKIPS_MAX, on_kv, &c)
                          : qfs_kv_get_list(kv, key, on_kv, &c);
     if (s != QFS_OK) die("cache store call");
-    if (!qfs_test_loop_until_flag(&loop, &c.done, 30000)) die("the cache store did not answer");
+    if (!qfs_loop_run_until_flag(&loop, &c.done, 30000)) die("the cache store did not answer");
     qfs_kv_free(kv, NULL, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);

@@ -136,13 +136,6 @@ char **qfs_test_kv_list(const struct qfs_test_stack *st, const char *key);
 /* Polls fn(arg) every 20 ms until it returns true or timeout_ms passes. */
 bool qfs_test_eventually(bool (*fn)(void *arg), void *arg, int timeout_ms);
 
-/* Runs loop a turn at a time until done(arg) or timeout_ms pass; returns done(arg). No turn blocks
- * for good: libuv 1.44's UV_RUN_ONCE runs due timers before it polls, and when such a timer is
- * what the wait was for and no timer is left after it, it polls with no timeout at all. */
-struct uv_loop_s;
-bool qfs_test_loop_until(struct uv_loop_s *loop, bool (*done)(void *arg), void *arg, int timeout_ms);
-/* The same until *flag is true. */
-bool qfs_test_loop_until_flag(struct uv_loop_s *loop, const bool *flag, int timeout_ms);
 
 /* Reads a whole file into a NUL-terminated buffer (caller frees), or NULL. */
 char *qfs_test_read_file(const char *path, size_t *len);

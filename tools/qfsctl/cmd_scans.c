@@ -75,6 +75,11 @@ static void on_result(const struct qfs_kv_result *r, void *arg)
     free(l);
 }
 
+static bool none_pending(void *arg)
+{
+    return *(const size_t *)arg == 0;
+}
+
 static void lookup_cache(struct qfsctl_ctx *c, struct qfsctl_scan_row *rows, size_t n)
 {
     struct qfsctl_io io;
@@ -91,7 +96,7 @@ static void lookup_cache(struct qfsctl_ctx *c, struct qfsctl_scan_row *rows, siz
             free(key);
         }
         /* Every accepted get answers exactly once. */
-        while (pending > 0 && uv_run(&io.loop, UV_RUN_ONCE) != 0) continue;
+        qfs_loop_run_until(&io.loop, none_pending, &pending, -1);
         if (failed)
             fprintf(stderr, "qfsctl scans: the cache store did not answer (QFS_CACHE_BACKEND, QFS_REDIS_URL): "
                             "CACHED shows ?\n");

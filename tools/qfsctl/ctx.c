@@ -239,12 +239,10 @@ qfs_status qfsctl_io_open(struct qfsctl_io *io, const struct qfsctl_config *cfg,
 
 void qfsctl_io_wait(struct qfsctl_io *io, const bool *done)
 {
-    while (!*done)
-        if (uv_run(&io->loop, UV_RUN_ONCE) == 0 && !*done) {
-            /* Nothing left that could finish the work: a bug, not something to wait for. */
-            fprintf(stderr, "qfsctl: internal error: the call ended without an answer\n");
-            break;
-        }
+    /* Returning unfinished means nothing was left that could finish the work: a bug, not
+     * something to wait for. (The clients' own timeouts bound every call.) */
+    if (!qfs_loop_run_until_flag(&io->loop, done, -1))
+        fprintf(stderr, "qfsctl: internal error: the call ended without an answer\n");
 }
 
 void qfsctl_io_close(struct qfsctl_io *io)

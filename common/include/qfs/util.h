@@ -49,6 +49,17 @@ uint64_t qfs_hash_str(const char *s);
 /* Milliseconds since the Unix epoch (wall clock) and since an arbitrary point (monotonic). */
 int64_t qfs_now_ms(void);
 uint64_t qfs_mono_ms(void);
+
+/* Runs loop a turn at a time until done(arg) is true; returns done(arg). Returns earlier when
+ * timeout_ms pass (negative: no deadline) or when the loop has nothing left that could finish the
+ * work. No turn blocks for good: libuv 1.44's UV_RUN_ONCE runs due timers before it polls, and
+ * when one of them finished the work and no timer is left, it polls with no timeout at all; a
+ * timer of its own (unreferenced: it keeps nothing alive) ticks through the wait. For tools and
+ * tests that wait for one answer; services run their loops. */
+struct uv_loop_s;
+bool qfs_loop_run_until(struct uv_loop_s *loop, bool (*done)(void *arg), void *arg, int64_t timeout_ms);
+/* The same until *flag is true. */
+bool qfs_loop_run_until_flag(struct uv_loop_s *loop, const bool *flag, int64_t timeout_ms);
 /* Formats epoch milliseconds as RFC 3339 UTC with milliseconds: 2026-05-01T10:00:00.123Z. */
 void qfs_format_time_ms(int64_t ms, char out[32]);
 
