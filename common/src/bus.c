@@ -67,10 +67,10 @@ struct fetcher {
     char *durable, *filter;
     uv_thread_t thread; /* creates the consumer, then ends */
     bool thread_started;
-    bool lost;       /* the consumer went while we pulled (written before a set-up thread starts) */
-    bool setting_up; /* loop thread: a set-up thread runs (until its EV_FETCHER_ENDED) */
-    bool again;      /* loop thread: the consumer went while it ran: run another after it */
+    bool lost; /* the consumer went while we pulled (written before a set-up thread starts) */
     /* Loop thread from here on. */
+    bool setting_up;              /* a set-up thread runs (until its EV_FETCHER_ENDED) */
+    bool again;                   /* the consumer went while it ran: run another after it */
     bool ready;                   /* the consumer exists and the inbox is subscribed */
     natsSubscription *inbox_sub;  /* <inbox>.*: messages and statuses of our pull requests */
     char *inbox, *next_subject;   /* $JS.API.CONSUMER.MSG.NEXT.<stream>.<durable> */
@@ -150,6 +150,7 @@ struct qfs_bus {
     void (*closed)(void *arg);
     void *closed_arg;
     bool closing; /* the service has stopped: nothing more is delivered */
+    int open_handles; /* while the bus closes: its loop handles not yet closed */
     natsMsg **grave; /* messages done with, destroyed together by grave_flush */
     size_t ngrave, grave_cap;
     struct qfs_bus_stats stats;
@@ -1426,35 +1427,11 @@ void qfs_bus_nak_all(struct qfs_bus *bus)
     }
 }
 
-static void on_async_closed(uv_handle_t *h);
-
-static void on_write_turn_closed(uv_handle_t *h)
+/* The bus's loop handles, closed together; the last one frees the bus. */
+static void on_handle_closed(uv_handle_t *h)
 {
     struct qfs_bus *bus = h->data;
-    uv_close((uv_handle_t *)&bus->async, on_async_closed);
-}
-
-static void on_check_closed(uv_handle_t *h)
-{
-    struct qfs_bus *bus = h->data;
-    uv_close((uv_handle_t *)&bus->write_turn, on_write_turn_closed);
-}
-
-static void on_pull_timer_closed(uv_handle_t *h)
-{
-    struct qfs_bus *bus = h->data;
-    uv_close((uv_handle_t *)&bus->check, on_check_closed);
-}
-
-static void on_keepalive_closed(uv_handle_t *h)
-{
-    struct qfs_bus *bus = h->data;
-    uv_close((uv_handle_t *)&bus->pull_timer, on_pull_timer_closed);
-}
-
-static void on_async_closed(uv_handle_t *h)
-{
-    struct qfs_bus *bus = h->data;
+    if (--bus->open_handles > 0) return;
     void (*closed)(void *) = bus->closed;
     void *arg = bus->closed_arg;
     grave_flush(bus);
@@ -1570,7 +1547,9 @@ static void close_finish(struct qfs_bus *bus)
         free(ev);
         ev = n;
     }
-    uv_timer_stop(&bus->keepalive);
-    uv_timer_stop(&bus->pull_timer);
-    uv_close((uv_handle_t *)&bus->keepalive, on_keepalive_closed);
+    uv_handle_t *handles[] = {(uv_handle_t *)&bus->keepalive, (uv_handle_t *)&bus->pull_timer,
+                              (uv_handle_t *)&bus->check, (uv_handle_t *)&bus->write_turn,
+                              (uv_handle_t *)&bus->async};
+    bus->open_handles = sizeof(handles) / sizeof(handles[0]);
+    for (size_t i = 0; i < sizeof(handles) / sizeof(handles[0]); i++) uv_close(handles[i], on_handle_closed);
 }

@@ -504,11 +504,7 @@ static cJSON *echo_of(struct env *e, const char *body, int timeout_ms)
 static bool consumer_exists(void *arg)
 {
     struct env *e = arg;
-    jsConsumerInfo *ci = NULL;
-    jsErrCode jerr = 0;
-    natsStatus s = js_GetConsumerInfo(&ci, e->js, "QFS", "echo-events", NULL, &jerr);
-    if (ci) jsConsumerInfo_Destroy(ci);
-    return s == NATS_OK;
+    return qfs_test_consumer_exists(e->js, "echo-events");
 }
 
 /* An operator deletes the service's durable consumer, then the whole stream: each time the service

@@ -123,11 +123,7 @@ static int sim_calls(struct env *e, int64_t since, const char *endpoint, const c
 static bool consumer_exists(void *arg)
 {
     struct env *e = arg;
-    jsConsumerInfo *ci = NULL;
-    jsErrCode jerr = 0;
-    if (js_GetConsumerInfo(&ci, e->js, "QFS", "registry-requests", NULL, &jerr) != NATS_OK) return false;
-    jsConsumerInfo_Destroy(ci);
-    return true;
+    return qfs_test_consumer_exists(e->js, "registry-requests");
 }
 
 /* Publishes a scan request for repository:1.0 of account's ECR in REGION, as qfs-cache would. */

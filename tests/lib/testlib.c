@@ -8,7 +8,6 @@
 
 #include <cjson/cJSON.h>
 #include <nats/nats.h>
-#include <uv.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -564,6 +563,15 @@ void qfs_test_seed_image(const struct qfs_test_stack *st, const cJSON *image)
     qfs_test_http_ok("POST", qfs_test_stack_get(st, "QFS_SIM_QUALYS_URL"), "/_sim/seed", doc);
     free(one);
     free(doc);
+}
+
+bool qfs_test_consumer_exists(jsCtx *js, const char *durable)
+{
+    jsConsumerInfo *ci = NULL;
+    jsErrCode jerr = 0;
+    if (js_GetConsumerInfo(&ci, js, "QFS", durable, NULL, &jerr) != NATS_OK) return false;
+    jsConsumerInfo_Destroy(ci);
+    return true;
 }
 
 uint64_t qfs_test_publish(jsCtx *js, const char *subject, const char *body, const char *msg_id,

@@ -116,6 +116,9 @@ void qfs_test_deliver_event(const struct qfs_test_stack *st, const char *event_j
  * Aborts the test when either simulator refuses it. */
 void qfs_test_seed_image(const struct qfs_test_stack *st, const struct cJSON *image);
 
+/* Whether the QFS stream has the durable consumer durable. */
+bool qfs_test_consumer_exists(jsCtx *js, const char *durable);
+
 /* Publishes body to subject through JetStream with the headers qfs services write: Nats-Msg-Id
  * msg_id, and Qfs-Trace-Id trace and Qfs-Schema schema when not NULL. Returns the stream sequence;
  * aborts the test when JetStream refuses it. */
@@ -135,7 +138,6 @@ char **qfs_test_kv_list(const struct qfs_test_stack *st, const char *key);
 
 /* Polls fn(arg) every 20 ms until it returns true or timeout_ms passes. */
 bool qfs_test_eventually(bool (*fn)(void *arg), void *arg, int timeout_ms);
-
 
 /* Reads a whole file into a NUL-terminated buffer (caller frees), or NULL. */
 char *qfs_test_read_file(const char *path, size_t *len);
