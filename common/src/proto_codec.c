@@ -390,20 +390,11 @@ qfs_status qfs__pd_object(struct qfs__pd *d, const cJSON *obj, const char *field
     return QFS_OK;
 }
 
-/* Code points in valid UTF-8 text. */
-static size_t code_points(const char *s)
-{
-    size_t n = 0;
-    for (; *s; s++)
-        if (((unsigned char)*s & 0xC0) != 0x80) n++;
-    return n;
-}
-
 qfs_status qfs__pd_check_str(struct qfs__pd *d, const char *field, const char *s,
                              const struct qfs__pd_str *rule)
 {
-    if (!qfs_utf8_is_valid(s, strlen(s))) return qfs__pd_fail(d, field, "not valid UTF-8");
-    size_t n = code_points(s);
+    size_t n = qfs_utf8_length(s, strlen(s));
+    if (n == SIZE_MAX) return qfs__pd_fail(d, field, "not valid UTF-8");
     if (n < rule->min) return qfs__pd_fail(d, field, "shorter than %zu characters", rule->min);
     if (n > rule->max) return qfs__pd_fail(d, field, "longer than %zu characters", rule->max);
     if (rule->check && !rule->check(s)) return qfs__pd_fail(d, field, "not %s", rule->want);

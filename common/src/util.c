@@ -1,6 +1,7 @@
 /* Small shared helpers: allocation, invariants, bounded buffers, time, UTF-8, base64. */
 #include "qfs/util.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -174,16 +175,31 @@ size_t qfs_utf8_cut(const char *s, size_t max)
     return n;
 }
 
-bool qfs_utf8_is_valid(const char *s, size_t n)
+size_t qfs_utf8_length(const char *s, size_t n)
 {
     const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
+    size_t i = 0, points = 0;
     while (i < n) {
+        /* Most text here is ASCII: eight bytes at a time while no high bit is set. */
+        while (n - i >= 8) {
+            uint64_t w;
+            memcpy(&w, p + i, 8);
+            if (w & UINT64_C(0x8080808080808080)) break;
+            i += 8;
+            points += 8;
+        }
+        if (i >= n) break;
         size_t k = utf8_seq(p + i, n - i);
-        if (!k) return false;
+        if (!k) return SIZE_MAX;
         i += k;
+        points++;
     }
-    return true;
+    return points;
+}
+
+bool qfs_utf8_is_valid(const char *s, size_t n)
+{
+    return qfs_utf8_length(s, n) != SIZE_MAX;
 }
 
 qfs_status qfs_buf_json_string(struct qfs_buf *b, const char *s, size_t n)

@@ -518,6 +518,37 @@ static void test_rejects_oversize(void **state)
     free(j);
 }
 
+/* Code points counted, and bad UTF-8 found, wherever it falls against the eight-byte ASCII runs. */
+static void test_utf8_length_at_every_offset(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *seq;
+        size_t points; /* SIZE_MAX: invalid */
+    } cases[] = {
+        {"\xc3\xa9", 1}, {"\xe2\x82\xac", 1}, {"\xf0\x9f\x98\x80", 1}, {"\xff", SIZE_MAX},
+        {"\xc3", SIZE_MAX}, {"\xc0\xaf", SIZE_MAX}, {"\xed\xa0\x80", SIZE_MAX}, {"\x80", SIZE_MAX},
+    };
+    char buf[64];
+    for (size_t c = 0; c < sizeof(cases) / sizeof(*cases); c++) {
+        size_t k = strlen(cases[c].seq);
+        for (size_t before = 0; before <= 17; before++) {
+            for (size_t after = 0; after <= 9; after += 3) {
+                memset(buf, 'a', before);
+                memcpy(buf + before, cases[c].seq, k);
+                memset(buf + before + k, 'b', after);
+                size_t n = before + k + after;
+                size_t want = cases[c].points == SIZE_MAX ? SIZE_MAX : before + 1 + after;
+                if (qfs_utf8_length(buf, n) != want || qfs_utf8_is_valid(buf, n) != (want != SIZE_MAX))
+                    fail_msg("case %zu with %zu ASCII bytes before, %zu after", c, before, after);
+            }
+        }
+    }
+    assert_int_equal(qfs_utf8_length("", 0), 0);
+    /* n bounds the text: a sequence cut by it is invalid. */
+    assert_int_equal(qfs_utf8_length("abcdefgh\xc3\xa9", 9), SIZE_MAX);
+}
+
 static void test_rejects_non_json(void **state)
 {
     static const char *const bad[] = {"", " ", "{", "nul", "{\"a\":1}}", "{} x", "{\"a\":\x01}",
@@ -796,6 +827,7 @@ int main(void)
         cmocka_unit_test(test_rejects_bad_account_region_digest),
         cmocka_unit_test(test_rejects_unknown_enum_values),
         cmocka_unit_test(test_rejects_oversize),
+        cmocka_unit_test(test_utf8_length_at_every_offset),
         cmocka_unit_test(test_rejects_non_json),
         cmocka_unit_test(test_never_crashes_on_truncation),
         cmocka_unit_test(test_cross_field_rules),

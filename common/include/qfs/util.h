@@ -68,6 +68,8 @@ void qfs_format_time_ms(int64_t ms, char out[32]);
 size_t qfs_utf8_cut(const char *s, size_t max);
 /* Returns true when s is valid UTF-8 of length n. */
 bool qfs_utf8_is_valid(const char *s, size_t n);
+/* The number of code points in s (n bytes), or SIZE_MAX when it is not valid UTF-8. */
+size_t qfs_utf8_length(const char *s, size_t n);
 /* Standard base64 (with padding) of n bytes; the caller frees the result. */
 char *qfs_base64_encode(const void *p, size_t n);
 
