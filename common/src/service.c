@@ -44,9 +44,11 @@ static const struct qfs_config_var runtime_vars[] = {
     {"QFS_STREAM_DUPLICATE_WINDOW", QFS_CFG_DURATION, "10m", 1000, 86400000,
      "Window in which JetStream drops a republished Nats-Msg-Id.", false, false,
      RT(duplicate_window_ms), NULL},
-    {"QFS_MAX_ACK_PENDING", QFS_CFG_INT, "64", 1, 100000,
-     "Unacknowledged messages per consumer (backpressure), shared by the replicas.", false, false,
-     RT(max_ack_pending), NULL},
+    /* 256 rather than 64: a burst goes through in larger rounds (make bench: 0.23-0.25 -> 0.215-0.224
+     * CPU-ms per cache-hit event over the whole pipeline), for a few hundred KiB of held messages. */
+    {"QFS_MAX_ACK_PENDING", QFS_CFG_INT, "256", 1, 100000,
+     "Unacknowledged messages per consumer (backpressure), shared by the replicas, and the most one "
+     "process holds.", false, false, RT(max_ack_pending), NULL},
     {"QFS_ACK_WAIT", QFS_CFG_DURATION, "60s", 1000, 3600000,
      "How long the server waits for an ack before redelivering.", false, false, RT(ack_wait_ms), NULL},
     {"QFS_MAX_DELIVER", QFS_CFG_INT, "50", 2, 100000,

@@ -24,6 +24,12 @@
  * halve what a receiver moves. */
 #define BATCHES_PER_RECEIVER 4
 
+/* Receivers scale with the backlog: one long poll while the queue is quiet (every poll is a billed
+ * SQS request, three a minute each), one more each time a receive comes back full (more are
+ * waiting), up to QFS_SQS_RECEIVERS, and one fewer each time a poll comes back empty. A burst is
+ * taken in larger rounds: in make bench, 8 receivers instead of 2 cut the CPU per event of the
+ * whole pipeline (nats-server, SQS, ingest, parser, cache) by about a tenth. */
+
 struct ingest_config {
     char *queue_url;
     int64_t visibility_timeout;
@@ -41,9 +47,9 @@ static const struct qfs_config_var ingest_vars[] = {
      false, IC(visibility_timeout), NULL},
     {"QFS_SQS_WAIT_SECONDS", QFS_CFG_INT, "20", 0, 20, "Long-poll wait of each ReceiveMessage.", false,
      false, IC(wait_seconds), NULL},
-    {"QFS_SQS_RECEIVERS", QFS_CFG_INT, "2", 1, 16,
-     "ReceiveMessage calls kept in flight at once, to keep up with bursts.", false, false,
-     IC(receivers), NULL},
+    {"QFS_SQS_RECEIVERS", QFS_CFG_INT, "8", 1, 16,
+     "Most ReceiveMessage calls in flight at once: one while the queue is quiet, one more for each "
+     "full batch received.", false, false, IC(receivers), NULL},
     {"QFS_SQS_MAX_MESSAGES", QFS_CFG_INT, "10", 1, 10, "Messages per ReceiveMessage (SQS allows 10).",
      false, false, IC(max_messages), NULL},
 };
@@ -69,6 +75,7 @@ struct receiver {
     struct ingest *in;
     uv_timer_t timer; /* backoff and waiting for NATS */
     unsigned failures;
+    bool active;    /* receiving; the others wait for a backlog */
     bool receiving;
     size_t batches; /* received and not yet deleted */
 };
@@ -80,11 +87,13 @@ struct ingest {
     struct qfs_aws *aws;
     struct receiver *rx;
     size_t nrx, rx_closing;
+    size_t active;  /* receivers active, at least one */
     size_t batches; /* received and not yet deleted */
     void (*stopped)(struct qfs_svc *svc);
     /* Counters (qfs_svc_metrics). */
     struct qfs_metrics_counter *received, *stored, *dead_lettered, *not_stored;
     struct qfs_metrics_counter *receive_errors, *delete_errors;
+    struct qfs_metrics_counter *receivers_added, *receivers_retired;
 };
 
 static void receive(struct receiver *rx);
@@ -127,7 +136,7 @@ static void batch_end(struct batch *b)
     rx->batches--;
     batch_free(b);
     /* A receiver held back by its batches in flight goes on. */
-    if (!qfs_svc_is_draining(in->svc) && !rx->receiving) schedule(rx, 0);
+    if (!qfs_svc_is_draining(in->svc) && rx->active && !rx->receiving) schedule(rx, 0);
 }
 
 static void on_deleted(const struct qfs_aws_response *r, const struct qfs_sqs_batch_result *res, void *arg)
@@ -226,6 +235,22 @@ static qfs_status forward(struct ingest *in, struct item *it, const struct qfs_s
     return s;
 }
 
+/* A full batch came back: more are likely waiting, so one more receiver joins if one is idle. */
+static void add_receiver(struct ingest *in)
+{
+    if (in->active >= in->nrx || qfs_svc_is_draining(in->svc)) return;
+    for (size_t i = 0; i < in->nrx; i++) {
+        struct receiver *rx = &in->rx[i];
+        if (rx->active) continue;
+        rx->active = true;
+        in->active++;
+        qfs_metrics_counter_add(in->receivers_added, 1);
+        /* A retired receiver may still wait for its last batches' deletes; batch_end goes on. */
+        if (!rx->receiving) schedule(rx, 0);
+        return;
+    }
+}
+
 static void on_received(const struct qfs_aws_response *r, const struct qfs_sqs_messages *msgs, void *arg)
 {
     struct receiver *rx = arg;
@@ -246,9 +271,17 @@ static void on_received(const struct qfs_aws_response *r, const struct qfs_sqs_m
     }
     rx->failures = 0;
     if (msgs->count == 0) {
+        /* Nothing waited for a whole poll: one receiver fewer, down to one. */
+        if (in->active > 1) {
+            rx->active = false;
+            in->active--;
+            qfs_metrics_counter_add(in->receivers_retired, 1);
+            return;
+        }
         if (!qfs_svc_is_draining(in->svc)) schedule(rx, 0);
         return;
     }
+    if (msgs->count >= (size_t)in->cfg->max_messages) add_receiver(in);
     qfs_metrics_counter_add(in->received, msgs->count);
     struct batch *b = qfs_xcalloc(1, sizeof(*b));
     b->rx = rx;
@@ -278,7 +311,9 @@ static void on_received(const struct qfs_aws_response *r, const struct qfs_sqs_m
 static void receive(struct receiver *rx)
 {
     struct ingest *in = rx->in;
-    if (qfs_svc_is_draining(in->svc) || rx->receiving || rx->batches >= BATCHES_PER_RECEIVER) return;
+    if (qfs_svc_is_draining(in->svc) || !rx->active || rx->receiving ||
+        rx->batches >= BATCHES_PER_RECEIVER)
+        return;
     /* With NATS away, leave the messages in SQS rather than hold them here. */
     if (!qfs_bus_is_connected(qfs_svc_bus(in->svc))) {
         schedule(rx, WAIT_FOR_NATS_MS);
@@ -315,6 +350,8 @@ static qfs_status ingest_start(struct qfs_svc *svc)
     in->not_stored = qfs_metrics_counter(m, "events_not_stored");
     in->receive_errors = qfs_metrics_counter(m, "sqs_receive_errors");
     in->delete_errors = qfs_metrics_counter(m, "sqs_delete_errors");
+    in->receivers_added = qfs_metrics_counter(m, "sqs_receivers_added");
+    in->receivers_retired = qfs_metrics_counter(m, "sqs_receivers_retired");
     qfs_status s = qfs_http_new(qfs_svc_loop(svc), NULL, &in->http);
     struct qfs_aws_options ao = {0};
     if (s == QFS_OK) s = qfs_aws_new(qfs_svc_loop(svc), in->http, &ao, &in->aws);
@@ -325,8 +362,10 @@ static qfs_status ingest_start(struct qfs_svc *svc)
         in->rx[i].in = in;
         uv_timer_init(qfs_svc_loop(svc), &in->rx[i].timer);
         in->rx[i].timer.data = &in->rx[i];
-        schedule(&in->rx[i], 0);
     }
+    in->rx[0].active = true;
+    in->active = 1;
+    schedule(&in->rx[0], 0);
     qfs_info("receiving", "queue", in->cfg->queue_url);
     return QFS_OK;
 }

@@ -252,6 +252,90 @@ static void test_ingest_and_parser_count_an_event(void **state)
     natsSubscription_Destroy(ingest_stats);
 }
 
+static bool queue_empty(void *arg)
+{
+    struct env *e = arg;
+    char url[512];
+    snprintf(url, sizeof(url), "%s/_sim/sqs/messages?queue=qfs-events",
+             qfs_test_stack_get(&e->stack, "QFS_SIM_AWS_URL"));
+    char *body = NULL;
+    int code = qfs_test_http("GET", url, NULL, &body);
+    bool empty = code == 200 && body && !strstr(body, "message_id");
+    free(body);
+    return empty;
+}
+
+/* A backlog in SQS: ingest takes it with more receivers than the one it keeps while the queue is
+ * quiet, and goes back to that one (one billed long poll) when the polls come back empty. */
+static void test_ingest_scales_receivers_with_the_backlog(void **state)
+{
+    struct env *e = *state;
+    enum { EVENTS = 150 };
+    /* This test's own ingest takes the backlog: the earlier ones stop first. */
+    qfs_test_proc_stop(e->ingest);
+    qfs_test_proc_stop(e->parser);
+    e->ingest = e->parser = NULL;
+    for (int i = 0; i < EVENTS; i++) {
+        char *ev = NULL;
+        if (asprintf(&ev,
+                     "{\"version\":\"0\",\"id\":\"evt-backlog-%03d\",\"detail-type\":\"AWS API Call via "
+                     "CloudTrail\",\"source\":\"aws.ecs\",\"account\":\"111122223333\","
+                     "\"time\":\"2026-05-01T10:00:00Z\",\"region\":\"eu-west-1\",\"resources\":[],"
+                     "\"detail\":{\"eventVersion\":\"1.11\",\"eventSource\":\"ecs.amazonaws.com\","
+                     "\"eventName\":\"RegisterTaskDefinition\",\"awsRegion\":\"eu-west-1\","
+                     "\"eventTime\":\"2026-05-01T10:00:00Z\",\"recipientAccountId\":\"111122223333\","
+                     "\"responseElements\":{\"taskDefinition\":{\"taskDefinitionArn\":"
+                     "\"arn:aws:ecs:eu-west-1:111122223333:task-definition/backlog:%d\","
+                     "\"containerDefinitions\":[{\"name\":\"app\",\"image\":\"nginx:1.25\"}]}}}}",
+                     i, i + 1) < 0)
+            abort();
+        qfs_test_deliver_event(&e->stack, ev);
+        free(ev);
+    }
+    natsSubscription *stats = NULL;
+    char subject[QFS_SUBJECT_MAX];
+    assert_int_equal(qfs_subject_stats(subject, sizeof(subject), "ingest"), QFS_OK);
+    assert_int_equal(natsConnection_SubscribeSync(&stats, e->nc, subject), NATS_OK);
+    assert_int_equal(natsConnection_Flush(e->nc), NATS_OK);
+    /* The parser sets up the stream ingest publishes to; it is not needed otherwise. */
+    e->parser = qfs_test_service_start_captured(&e->stack, "parser", "backlog", service_env);
+    static const char *const env[] = {"QFS_HUB_ACCOUNT_ID=111122223333", "QFS_LOG_LEVEL=debug",
+                                      "QFS_SQS_WAIT_SECONDS=1", "QFS_METRICS_INTERVAL=1s",
+                                      "QFS_SQS_RECEIVERS=4", NULL};
+    e->ingest = qfs_test_service_start_captured(&e->stack, "ingest", "backlog", env);
+
+    /* Every event stored and deleted from SQS, with receivers added on the way. */
+    static const char *const names[] = {"events_stored", "sqs_receivers_added", NULL};
+    static const double mins[] = {EVENTS, 1};
+    cJSON *j = read_stats_until(stats, names, mins);
+    if (!j) {
+        qfs_test_proc_dump_log(e->ingest, 30);
+        fail_msg("ingest did not store the backlog with more than one receiver");
+    }
+    const cJSON *c = cJSON_GetObjectItem(j, "counters");
+    assert_true(num(c, "events_stored") == EVENTS);
+    assert_true(num(c, "sqs_receivers_added") <= 3 + num(c, "sqs_receivers_retired"));
+    cJSON_Delete(j);
+    assert_true(qfs_test_eventually(queue_empty, e, WAIT_MS));
+
+    /* Quiet again: each extra receiver's poll comes back empty and it stops, down to one. */
+    cJSON *quiet = NULL;
+    long long end = mono_ms() + WAIT_MS;
+    while (!quiet && mono_ms() < end) {
+        static const char *const stored[] = {"events_stored", NULL};
+        static const double all[] = {EVENTS};
+        j = read_stats_until(stats, stored, all);
+        assert_non_null(j);
+        c = cJSON_GetObjectItem(j, "counters");
+        if (num(c, "sqs_receivers_retired") == num(c, "sqs_receivers_added")) quiet = j;
+        else cJSON_Delete(j);
+    }
+    if (!quiet) fail_msg("ingest kept its extra receivers with the queue empty");
+    assert_true(num(cJSON_GetObjectItem(quiet, "counters"), "sqs_receive_errors") == 0);
+    cJSON_Delete(quiet);
+    natsSubscription_Destroy(stats);
+}
+
 static void test_interval_zero_writes_nothing(void **state)
 {
     struct env *e = *state;
@@ -292,6 +376,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ingest_and_parser_count_an_event),
         cmocka_unit_test(test_interval_zero_writes_nothing),
+        cmocka_unit_test(test_ingest_scales_receivers_with_the_backlog),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
