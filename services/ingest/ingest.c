@@ -352,7 +352,12 @@ static qfs_status ingest_start(struct qfs_svc *svc)
     in->delete_errors = qfs_metrics_counter(m, "sqs_delete_errors");
     in->receivers_added = qfs_metrics_counter(m, "sqs_receivers_added");
     in->receivers_retired = qfs_metrics_counter(m, "sqs_receivers_retired");
-    qfs_status s = qfs_http_new(qfs_svc_loop(svc), NULL, &in->http);
+    /* Long polls hold their connection for up to QFS_SQS_WAIT_SECONDS: with no room beside them, a
+     * DeleteMessageBatch would wait for one to end, and its messages would stay unseen (not
+     * deleted) that long. Room for every receiver's poll and every batch it may have in flight. */
+    unsigned per_host = (unsigned)in->cfg->receivers * (1 + BATCHES_PER_RECEIVER);
+    struct qfs_http_options ho = {.max_per_host = per_host, .max_total = per_host + 8};
+    qfs_status s = qfs_http_new(qfs_svc_loop(svc), &ho, &in->http);
     struct qfs_aws_options ao = {0};
     if (s == QFS_OK) s = qfs_aws_new(qfs_svc_loop(svc), in->http, &ao, &in->aws);
     if (s != QFS_OK) return s;
