@@ -359,19 +359,6 @@ static void clear_faults(struct env *e)
 }
 
 /* True when the events queue holds no message, visible or in flight. */
-static bool queue_empty(void *arg)
-{
-    struct env *e = arg;
-    char url[512];
-    snprintf(url, sizeof(url), "%s/_sim/sqs/messages?queue=qfs-events",
-             qfs_test_stack_get(&e->stack, "QFS_SIM_AWS_URL"));
-    char *body = NULL;
-    int code = qfs_test_http("GET", url, NULL, &body);
-    bool empty = code == 200 && body && !strstr(body, "message_id");
-    free(body);
-    return empty;
-}
-
 static void test_ingest_killed_between_publish_and_delete(void **state)
 {
     struct env *e = *state;
@@ -396,7 +383,7 @@ static void test_ingest_killed_between_publish_and_delete(void **state)
     /* The message reappears after its visibility timeout and is received again. */
     e->ingest = qfs_test_service_start(&e->stack, "ingest", "restarted", service_env);
     /* The restarted ingest receives it again, republishes it and deletes it this time. */
-    if (!qfs_test_eventually(queue_empty, e, 40000)) {
+    if (!qfs_test_eventually(qfs_test_events_queue_empty, &e->stack, 40000)) {
         qfs_test_proc_dump_log(e->ingest, 30);
         fail_msg("the message was never deleted after the restart");
     }

@@ -252,19 +252,6 @@ static void test_ingest_and_parser_count_an_event(void **state)
     natsSubscription_Destroy(ingest_stats);
 }
 
-static bool queue_empty(void *arg)
-{
-    struct env *e = arg;
-    char url[512];
-    snprintf(url, sizeof(url), "%s/_sim/sqs/messages?queue=qfs-events",
-             qfs_test_stack_get(&e->stack, "QFS_SIM_AWS_URL"));
-    char *body = NULL;
-    int code = qfs_test_http("GET", url, NULL, &body);
-    bool empty = code == 200 && body && !strstr(body, "message_id");
-    free(body);
-    return empty;
-}
-
 /* The first stats message on sub sent after this call (those queued before it are dropped), or a
  * failure. */
 static cJSON *next_stats(natsSubscription *sub)
@@ -336,7 +323,8 @@ static void test_ingest_scales_receivers_with_the_backlog(void **state)
     cJSON_Delete(j);
 
     /* Every message deleted while the extra receivers still poll: none retired yet. */
-    if (!qfs_test_eventually(queue_empty, e, WAIT_MS)) fail_msg("the backlog was not deleted from SQS");
+    if (!qfs_test_eventually(qfs_test_events_queue_empty, &e->stack, WAIT_MS))
+        fail_msg("the backlog was not deleted from SQS");
     j = next_stats(stats);
     assert_true(num(cJSON_GetObjectItem(j, "counters"), "sqs_receivers_retired") == 0);
     cJSON_Delete(j);

@@ -476,6 +476,18 @@ void qfs_test_deliver_event(const struct qfs_test_stack *st, const char *event_j
     free(body);
 }
 
+bool qfs_test_events_queue_empty(void *stack)
+{
+    const struct qfs_test_stack *st = stack;
+    char url[512];
+    snprintf(url, sizeof(url), "%s/_sim/sqs/messages?queue=qfs-events", qfs_test_stack_get(st, "QFS_SIM_AWS_URL"));
+    char *body = NULL;
+    int code = qfs_test_http("GET", url, NULL, &body);
+    bool empty = code == 200 && body && !strstr(body, "message_id");
+    free(body);
+    return empty;
+}
+
 void qfs_test_http_ok(const char *method, const char *base, const char *path, const char *json)
 {
     char url[1024];

@@ -110,6 +110,9 @@ struct cJSON *qfs_test_http_json(const char *method, const char *url, const char
  * account's or region's rule would forward it: the envelope keeps its own account and region.
  * Aborts the test when aws-sim refuses it. */
 void qfs_test_deliver_event(const struct qfs_test_stack *st, const char *event_json);
+/* Whether the stack's SQS queue qfs-events holds no message, received (in flight) or not. An
+ * argument for qfs_test_eventually: arg is the struct qfs_test_stack. */
+bool qfs_test_events_queue_empty(void *stack);
 
 /* Puts an image into ECR (aws-sim) and into what a Qualys registry scan finds (qualys-sim): image
  * is one element of aws-sim's /_sim/ecr/images, with its "vulns" for qualys-sim's /_sim/seed.
