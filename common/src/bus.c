@@ -596,7 +596,8 @@ static void setup_thread(void *arg)
      * created while its stream was being deleted: let a deletion finish first. */
     if (f->lost) sleep_ms(PULL_RETRY_MS);
     while (!atomic_load(&bus->stopping)) {
-        if (ensure_stream(bus) == NATS_OK && ensure_consumer(f) == NATS_OK && (!f->lost || consumer_found(f))) {
+        if (ensure_stream(bus) == NATS_OK && ensure_consumer(f) == NATS_OK &&
+            (!f->lost || consumer_found(f))) {
             ok = true;
             break;
         }

@@ -245,8 +245,8 @@ static void add_receiver(struct ingest *in)
         rx->active = true;
         in->active++;
         qfs_metrics_counter_add(in->receivers_added, 1);
-        /* A retired receiver may still wait for its last batches' deletes; batch_end goes on. */
-        if (!rx->receiving) schedule(rx, 0);
+        /* One held back by batches still in flight goes on from batch_end instead. */
+        schedule(rx, 0);
         return;
     }
 }

@@ -358,7 +358,6 @@ static void clear_faults(struct env *e)
     qfs_test_http("DELETE", url, NULL, NULL);
 }
 
-/* True when the events queue holds no message, visible or in flight. */
 static void test_ingest_killed_between_publish_and_delete(void **state)
 {
     struct env *e = *state;

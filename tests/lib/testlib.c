@@ -480,7 +480,8 @@ bool qfs_test_events_queue_empty(void *stack)
 {
     const struct qfs_test_stack *st = stack;
     char url[512];
-    snprintf(url, sizeof(url), "%s/_sim/sqs/messages?queue=qfs-events", qfs_test_stack_get(st, "QFS_SIM_AWS_URL"));
+    snprintf(url, sizeof(url), "%s/_sim/sqs/messages?queue=qfs-events",
+             qfs_test_stack_get(st, "QFS_SIM_AWS_URL"));
     char *body = NULL;
     int code = qfs_test_http("GET", url, NULL, &body);
     bool empty = code == 200 && body && !strstr(body, "message_id");
